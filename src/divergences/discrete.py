@@ -1,0 +1,626 @@
+r"""Exact measures between discrete distributions held explicitly.
+
+Every function here takes the same keyword arguments:
+
+``input``
+    What the arrays hold: ``"probs"`` (default), ``"logits"`` (normalised with a log-softmax
+    along ``dim``) or ``"log_probs"``.
+``dim``
+    The support axis (default ``-1``). Other axes are a batch and broadcast between the two
+    arguments; the support sizes must match.
+``reduction``
+    ``"none"`` (one value per batch entry, the default), ``"sum"`` or ``"mean"``.
+``base``
+    ``None`` for nats (natural log), ``2`` for bits, any positive number other than 1.
+``normalize``
+    ``False`` (default): probabilities must sum to one within a tolerance (``1e-6`` for
+    float64, ``1e-4`` for float32, ``1e-2`` for float16/bfloat16 inputs) and log-probabilities
+    must log-sum-exp to zero within the same tolerance; otherwise a ``ValueError``.
+    ``True`` rescales each distribution to sum to one first.
+``validate``
+    ``True`` (default) checks the inputs for NaN, infinities, negative mass and
+    normalisation. ``False`` skips the checks (one pass over the data each) for speed.
+
+Conventions: ``0 log 0 = 0``; ``KL(p||q) = +inf`` where ``q = 0 < p`` (see :mod:`divergences.fdiv`
+for the general rule). Finite logits never produce ``inf`` or NaN. Probabilities that are
+exactly zero have a finite (zero) gradient. Results are clamped at 0 where the true value
+cannot be negative, so rounding never gives a negative divergence.
+
+NumPy (or list) input gives NumPy output; torch input gives torch output, differentiable and on
+the input's device. float16/bfloat16 are computed in float32 and returned as float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import _chunked, fdiv
+from ._arrays import (
+    INPUTS,
+    REDUCTIONS,
+    ArrayLike,
+    as_tensors,
+    broadcast_pair,
+    check_choice,
+    check_range,
+    compute_dtype,
+    finish,
+    log_base,
+    move_support_last,
+)
+
+__all__ = [
+    "alpha_divergence",
+    "bhattacharyya",
+    "chi2",
+    "cross_entropy",
+    "entropy",
+    "f_divergence",
+    "hellinger",
+    "jeffreys",
+    "js",
+    "kl",
+    "renyi",
+    "skew_kl",
+    "tv",
+]
+
+_SUM_TOL = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+
+# --------------------------------------------------------------------------------------------
+# Input handling
+# --------------------------------------------------------------------------------------------
+
+
+def to_log_probs(
+    x: torch.Tensor, input: str, name: str, *, normalize: bool = False, validate: bool = True
+) -> torch.Tensor:
+    """Log-probabilities over the last axis (``-inf`` for zero mass), in the compute dtype."""
+    tol = _SUM_TOL.get(x.dtype, 1e-4)
+    x = x.to(compute_dtype(x.dtype))
+    if input == "logits":
+        # A finite sum means no NaN and no inf: one reduction instead of elementwise masks.
+        if validate and not bool(torch.isfinite(x.sum())):
+            _check_not(torch.isnan(x), name, "contains NaN")
+            _check_not(x == math.inf, name, "contains +inf logits")
+        if x.shape[-1] == 0:
+            raise ValueError(f"{name} has an empty support")
+        lp = torch.log_softmax(x, dim=-1)
+        if validate:
+            _check_not(torch.isnan(lp[..., 0]), name, "has a row whose logits are all -inf")
+        return lp
+    if input == "log_probs":
+        if validate:
+            _check_not(torch.isnan(x), name, "contains NaN")
+            _check_not(x == math.inf, name, "contains +inf log-probabilities")
+        lse = torch.logsumexp(x, dim=-1, keepdim=True)
+        if normalize:
+            _check_not(lse == -math.inf, name, "has a row with no mass")
+            return x - lse
+        if validate:
+            _check_not((lse.abs() > tol) | torch.isnan(lse), name,
+                       f"log-probabilities do not log-sum-exp to 0 (tolerance {tol:g}); "
+                       "pass normalize=True to renormalise")
+        return x
+    # probs
+    if validate and x.numel():
+        if not bool(torch.isfinite(x.sum())):
+            _check_not(torch.isnan(x), name, "contains NaN")
+            _check_not(torch.isinf(x), name, "contains inf")
+        _check_not(x.min() < 0, name, "contains negative probabilities")
+    if normalize:
+        total = x.sum(dim=-1, keepdim=True)
+        _check_not(total <= 0, name, "has a row with no mass")
+        x = x / total
+    elif validate:
+        total = x.sum(dim=-1)
+        _check_not((total - 1.0).abs() > tol, name,
+                   f"probabilities do not sum to 1 (tolerance {tol:g}); "
+                   "pass normalize=True to renormalise")
+    if x.numel() and bool(x.min() > 0):
+        return torch.log(x)
+    pos = x > 0
+    # log of a masked copy: the backward pass never sees log(0), so zero mass keeps a
+    # finite gradient.
+    safe = torch.log(torch.where(pos, x, torch.ones_like(x)))
+    return torch.where(pos, safe, torch.full_like(x, -math.inf))
+
+
+def _check_not(bad: torch.Tensor, name: str, what: str) -> None:
+    if bool(bad.any()):
+        raise ValueError(f"{name} {what}")
+
+
+Pair = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _pairwise(
+    p: ArrayLike,
+    q: ArrayLike,
+    row: Pair,
+    *,
+    input: str,
+    dim: int,
+    reduction: str,
+    base: float | None,
+    normalize: bool,
+    validate: bool,
+) -> Any:
+    """Shared driver: check arguments, convert, evaluate ``row(lp, lq)`` per batch entry."""
+    check_choice(input, "input", INPUTS)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    log_base(base)
+    (tp, tq), wrap = as_tensors(p, q, names=("p", "q"), keep_half=True)
+    tp = move_support_last(tp, dim, "p")
+    tq = move_support_last(tq, dim, "q")
+    tp, tq = broadcast_pair(tp, tq, ("p", "q"))
+
+    def fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        lp = to_log_probs(a, input, "p", normalize=normalize, validate=validate)
+        lq = to_log_probs(b, input, "q", normalize=normalize, validate=validate)
+        return row(lp, lq)
+
+    batch = tp.shape[:-1]
+    if tp.is_contiguous() and tq.is_contiguous():
+        flat = _chunked.rowwise(fn, tp.reshape(-1, tp.shape[-1]), tq.reshape(-1, tq.shape[-1]))
+        values = flat.reshape(batch)
+    else:  # broadcast inputs: evaluate whole rather than copy the expanded views
+        values = fn(tp, tq)
+    return finish(values, wrap, reduction=reduction, base=base)
+
+
+def _single(
+    p: ArrayLike, row: Callable[[torch.Tensor], torch.Tensor], *, input: str, dim: int,
+    reduction: str, base: float | None, normalize: bool, validate: bool,
+) -> Any:
+    check_choice(input, "input", INPUTS)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    log_base(base)
+    (tp,), wrap = as_tensors(p, names=("p",), keep_half=True)
+    tp = move_support_last(tp, dim, "p")
+    lp = to_log_probs(tp, input, "p", normalize=normalize, validate=validate)
+    return finish(row(lp), wrap, reduction=reduction, base=base)
+
+
+# --------------------------------------------------------------------------------------------
+# f-divergences
+# --------------------------------------------------------------------------------------------
+
+
+def f_divergence(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    f: str | fdiv.FDivergence = "kl",
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+    **params: float,
+) -> Any:
+    r""":math:`D_f(P\|Q) = \sum_i q_i f(p_i/q_i)` for a registry name or an :class:`~divergences.fdiv.FDivergence`.
+
+    ``params`` are the member's parameters (``beta=`` for ``"js"``, ``alpha=`` for ``"alpha"``,
+    ``"skew_kl"``). Zero mass follows the conventions of :mod:`divergences.fdiv`.
+
+    >>> import numpy as np
+    >>> from divergences import f_divergence
+    >>> p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    >>> round(float(f_divergence(p, q, "pearson_chi2")), 6)   # (0.4^2)/0.9 + (0.4^2)/0.1
+    1.777778
+    >>> round(float(f_divergence(p, q, "js", beta=0.5)), 6)
+    0.101749
+    """
+    fd = fdiv.get(f, **params)
+    return _pairwise(p, q, lambda lp, lq: fdiv.evaluate(fd, lp, lq), input=input, dim=dim,
+                     reduction=reduction, base=base, normalize=normalize, validate=validate)
+
+
+def _named(fd: fdiv.FDivergence, p, q, input, dim, reduction, base, normalize, validate):
+    return _pairwise(p, q, lambda lp, lq: fdiv.evaluate(fd, lp, lq), input=input, dim=dim,
+                     reduction=reduction, base=base, normalize=normalize, validate=validate)
+
+
+def kl(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Kullback-Leibler divergence :math:`\mathrm{KL}(p\|q) = \sum_i p_i \log(p_i/q_i)`.
+
+    The expectation is under the first argument. Unlike ``torch.nn.functional.kl_div`` the
+    arguments are never swapped. ``0 log(0/q) = 0``; ``+inf`` where ``q_i = 0 < p_i``.
+
+    >>> import numpy as np
+    >>> from divergences import kl
+    >>> p, q = np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.25, 0.5])
+    >>> bool(float(kl(p, q)) == np.log(2))
+    True
+    >>> float(kl(q, p))
+    inf
+    >>> import torch
+    >>> s = torch.tensor([[2.0, 0.0, -1.0]], requires_grad=True)
+    >>> t = torch.tensor([[1.0, 1.0, 1.0]])
+    >>> loss = kl(t, s, input="logits", reduction="mean")   # KL(teacher || student)
+    >>> loss.backward()
+    >>> s.grad   # softmax(s) - softmax(t)
+    tensor([[ 0.5105, -0.2191, -0.2913]])
+    """
+    return _named(fdiv.get("kl"), p, q, input, dim, reduction, base, normalize, validate)
+
+
+def js(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    beta: float = 0.5,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Generalised Jensen-Shannon divergence.
+
+    .. math:: \mathrm{JS}_\beta(p, q) = \beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m),
+              \quad m = \beta p + (1-\beta) q,
+
+    with ``beta`` in [0, 1]. It is bounded by the entropy of ``(beta, 1 - beta)`` (``ln 2`` at
+    ``beta = 0.5``, where it is symmetric) and is 0 at ``beta = 0`` or ``1``. Always finite.
+    ``js(p, q) ** 0.5`` in base 2 is ``scipy.spatial.distance.jensenshannon(p, q, base=2)``.
+
+    >>> import numpy as np
+    >>> from divergences import js
+    >>> bool(float(js([1.0, 0.0], [0.0, 1.0])) == np.log(2))
+    True
+    >>> round(float(js([0.2, 0.8], [0.6, 0.4], base=2)), 6)
+    0.124511
+    """
+    return _named(fdiv.get("js", beta=beta), p, q, input, dim, reduction, base, normalize,
+                  validate)
+
+
+def skew_kl(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    alpha: float = 0.1,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Skew KL divergence :math:`\mathrm{KL}(p \,\|\, \alpha p + (1-\alpha) q)` (DistiLLM).
+
+    ``alpha = 0`` is ``KL(p||q)``; any ``alpha > 0`` keeps it finite (at most ``-log alpha``).
+
+    >>> from divergences import skew_kl, kl
+    >>> p, q = [0.3, 0.7], [0.6, 0.4]
+    >>> bool(abs(skew_kl(p, q, alpha=0.0) - kl(p, q)) < 1e-12)
+    True
+    >>> round(float(skew_kl([1.0, 0.0], [0.0, 1.0], alpha=0.1)), 6)   # -log 0.1
+    2.302585
+    """
+    return _named(fdiv.get("skew_kl", alpha=alpha), p, q, input, dim, reduction, base,
+                  normalize, validate)
+
+
+def tv(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Total variation distance :math:`\tfrac12 \sum_i |p_i - q_i|`, in [0, 1].
+
+    ``base`` is accepted for a uniform signature and ignored: TV has no logarithm.
+
+    >>> from divergences import tv
+    >>> float(tv([0.5, 0.5, 0.0], [0.0, 0.5, 0.5]))
+    0.5
+    """
+    return _named(fdiv.get("tv"), p, q, input, dim, reduction, None, normalize, validate)
+
+
+def chi2(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Pearson chi-square divergence :math:`\sum_i (p_i - q_i)^2 / q_i`.
+
+    ``+inf`` where ``q_i = 0 < p_i``. With extreme logits the true value can exceed the
+    floating-point range, and then it is ``inf`` (the terms are formed in log space, so this
+    only happens when the value itself overflows). ``base`` is ignored (no logarithm).
+
+    >>> from divergences import chi2
+    >>> round(float(chi2([0.5, 0.5], [0.9, 0.1])), 6)
+    1.777778
+    """
+    return _named(fdiv.get("pearson_chi2"), p, q, input, dim, reduction, None, normalize,
+                  validate)
+
+
+def jeffreys(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Jeffreys divergence :math:`\mathrm{KL}(p\|q) + \mathrm{KL}(q\|p) = \sum (p-q)\log(p/q)`.
+
+    >>> from divergences import jeffreys, kl
+    >>> p, q = [0.2, 0.8], [0.5, 0.5]
+    >>> bool(abs(jeffreys(p, q) - (kl(p, q) + kl(q, p))) < 1e-12)
+    True
+    """
+    return _named(fdiv.get("jeffreys"), p, q, input, dim, reduction, base, normalize, validate)
+
+
+def alpha_divergence(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    alpha: float = 0.5,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Amari alpha-divergence :math:`\frac{\sum_i p_i^\alpha q_i^{1-\alpha} - 1}{\alpha(\alpha-1)}`.
+
+    Continuous in ``alpha``: ``alpha -> 1`` gives ``KL(p||q)`` and ``alpha -> 0`` gives
+    ``KL(q||p)`` (the terms are evaluated in a form without 0/0 near both limits);
+    ``alpha = 0.5`` is twice the squared Hellinger sum ``2 sum (sqrt p - sqrt q)^2``.
+
+    >>> from divergences import alpha_divergence, kl
+    >>> p, q = [0.2, 0.8], [0.5, 0.5]
+    >>> bool(abs(alpha_divergence(p, q, alpha=1.0) - kl(p, q)) < 1e-12)
+    True
+    >>> bool(abs(alpha_divergence(p, q, alpha=1e-9) - kl(q, p)) < 1e-8)
+    True
+    """
+    return _named(fdiv.get("alpha", alpha=alpha), p, q, input, dim, reduction, base, normalize,
+                  validate)
+
+
+def hellinger(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Hellinger distance :math:`\sqrt{\tfrac12 \sum_i (\sqrt{p_i} - \sqrt{q_i})^2}`, in [0, 1].
+
+    The square root of half the registry's ``squared_hellinger`` f-divergence. At ``p = q`` the
+    distance is not differentiable; its gradient there is taken as 0. ``base`` is ignored.
+
+    >>> from divergences import hellinger
+    >>> float(hellinger([1.0, 0.0], [0.0, 1.0]))
+    1.0
+    """
+    fd = fdiv.get("squared_hellinger")
+
+    def row(lp, lq):
+        return _safe_sqrt(fdiv.evaluate(fd, lp, lq) / 2.0).clamp_max(1.0)
+
+    return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=None,
+                     normalize=normalize, validate=validate)
+
+
+def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    pos = x > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
+# --------------------------------------------------------------------------------------------
+# Renyi family (functions of the Hellinger integral sum p^a q^(1-a), not f-divergences)
+# --------------------------------------------------------------------------------------------
+
+
+def _renyi_row(alpha: float) -> Pair:
+    a = alpha
+    if a == 1.0:
+        kl_fd = fdiv.get("kl")
+        return lambda lp, lq: fdiv.evaluate(kl_fd, lp, lq)
+    if abs(a - 1.0) < 1e-2:
+        # Near a = 1, log S / (a - 1) is 0/0; through the Amari divergence A_a (evaluated
+        # without cancellation) S = 1 + a(a-1) A_a, and log1p keeps the ratio accurate.
+        amari = fdiv.get("alpha", alpha=a)
+
+        def near_one(lp, lq):
+            s = a * (a - 1.0) * fdiv.evaluate(amari, lp, lq)
+            return torch.log1p(s.clamp_min(-1.0)) / (a - 1.0)
+
+        return near_one
+
+    def row(lp, lq):
+        pos_p = lp > -math.inf
+        pos_q = lq > -math.inf
+        both = pos_p & pos_q
+        zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
+        lp_s = torch.where(both, lp, zero)
+        lq_s = torch.where(both, lq, zero)
+        if math.isinf(a):
+            z = torch.where(both, lp_s - lq_s, torch.full_like(lp, -math.inf))
+            z = torch.where(pos_p & ~pos_q, torch.full_like(lp, math.inf), z)
+            return z.amax(-1).clamp_min(0.0)
+        z = torch.where(both, a * lp_s + (1.0 - a) * lq_s, torch.full_like(lp, -math.inf))
+        if a > 1.0:  # p > 0 = q makes p^a q^(1-a) infinite
+            z = torch.where(pos_p & ~pos_q, torch.full_like(lp, math.inf), z)
+        log_s = torch.logsumexp(z, dim=-1)
+        return (log_s / (a - 1.0)).clamp_min(0.0)
+
+    return row
+
+
+def renyi(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    alpha: float = 0.5,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Renyi divergence :math:`D_\alpha(p\|q) = \frac{1}{\alpha-1}\log\sum_i p_i^\alpha q_i^{1-\alpha}`.
+
+    ``alpha`` in [0, inf]: ``alpha = 1`` is ``KL(p||q)`` (and the value is continuous there),
+    ``alpha = 0.5`` is twice the Bhattacharyya distance, ``alpha = inf`` is
+    ``log max_i p_i/q_i``, ``alpha = 0`` is ``-log q(supp p)``. Non-decreasing in ``alpha``.
+
+    >>> from divergences import renyi, kl
+    >>> p, q = [0.2, 0.8], [0.5, 0.5]
+    >>> bool(abs(renyi(p, q, alpha=1.0) - kl(p, q)) < 1e-12)
+    True
+    >>> round(float(renyi(p, q, alpha=float("inf"))), 6)   # log(0.8 / 0.5)
+    0.470004
+    """
+    a = check_range(alpha, "alpha", 0.0)
+    return _pairwise(p, q, _renyi_row(a), input=input, dim=dim, reduction=reduction, base=base,
+                     normalize=normalize, validate=validate)
+
+
+def bhattacharyya(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Bhattacharyya distance :math:`-\log \sum_i \sqrt{p_i q_i}` (half the Renyi divergence of order 1/2).
+
+    ``+inf`` for disjoint supports.
+
+    >>> import numpy as np
+    >>> from divergences import bhattacharyya
+    >>> round(float(bhattacharyya([0.5, 0.5], [0.9, 0.1])), 6)
+    0.111572
+    """
+    half = _renyi_row(0.5)
+    return _pairwise(p, q, lambda lp, lq: half(lp, lq) / 2.0, input=input, dim=dim,
+                     reduction=reduction, base=base, normalize=normalize, validate=validate)
+
+
+# --------------------------------------------------------------------------------------------
+# Entropy and cross-entropy: divergences from the counting measure
+# --------------------------------------------------------------------------------------------
+
+
+def _neg_kl_to_counting(lp: torch.Tensor) -> torch.Tensor:
+    # H(p) = -KL(p || counting measure): the KL terms with log q = 0, zero mass included.
+    return -fdiv.get("kl").terms(lp, torch.zeros_like(lp)).sum(-1)
+
+
+def entropy(
+    p: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Shannon entropy :math:`H(p) = -\sum_i p_i \log p_i` (``0 log 0 = 0``).
+
+    Computed as minus the KL divergence from the counting measure (``q_i = 1``), the same
+    registry terms as :func:`kl`. In [0, log n].
+
+    >>> import numpy as np
+    >>> from divergences import entropy
+    >>> float(entropy([0.25, 0.25, 0.25, 0.25], base=2))
+    2.0
+    >>> bool(np.isclose(entropy([0.5, 0.5, 0.0]), np.log(2)))
+    True
+    """
+    return _single(p, _neg_kl_to_counting, input=input, dim=dim, reduction=reduction,
+                   base=base, normalize=normalize, validate=validate)
+
+
+def cross_entropy(
+    p: ArrayLike,
+    q: ArrayLike,
+    /,
+    *,
+    input: str = "probs",
+    dim: int = -1,
+    reduction: str = "none",
+    base: float | None = None,
+    normalize: bool = False,
+    validate: bool = True,
+) -> Any:
+    r"""Cross-entropy :math:`H(p, q) = -\sum_i p_i \log q_i = H(p) + \mathrm{KL}(p\|q)`.
+
+    ``+inf`` where ``q_i = 0 < p_i``.
+
+    >>> import numpy as np
+    >>> from divergences import cross_entropy
+    >>> bool(np.isclose(cross_entropy([1.0, 0.0], [0.25, 0.75]), np.log(4)))
+    True
+    """
+    kl_fd = fdiv.get("kl")
+
+    def row(lp, lq):
+        return _neg_kl_to_counting(lp) + fdiv.evaluate(kl_fd, lp, lq)
+
+    return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=base,
+                     normalize=normalize, validate=validate)

@@ -1,0 +1,161 @@
+"""The f-divergence registry: generators, derivatives, conjugates, weights, limits."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from divergences import fdiv
+
+PARAMS = {"js": [{"beta": 0.5}, {"beta": 0.2}], "skew_kl": [{"alpha": 0.1}],
+          "skew_reverse_kl": [{"alpha": 0.3}],
+          "alpha": [{"alpha": a} for a in (-0.5, 0.0, 0.3, 0.5, 1.0, 2.0)]}
+
+
+def members():
+    return [pytest.param(name, params, id=f"{name}{params or ''}")
+            for name in fdiv.names() for params in PARAMS.get(name, [{}])]
+
+
+T = torch.tensor([0.05, 0.3, 0.9, 1.0, 1.7, 4.0, 25.0], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("name", "params"), members())
+def test_generator_vanishes_at_one_and_is_convex(name, params):
+    fd = fdiv.get(name, **params)
+    one = torch.ones(1, dtype=torch.float64)
+    assert fd.f(one).abs().item() < 1e-14
+    if name != "tv":
+        assert (fd.f_second(T) > 0).all()
+
+
+@pytest.mark.parametrize(("name", "params"), members())
+def test_derivatives_match_autograd(name, params):
+    fd = fdiv.get(name, **params)
+    t = T.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(fd.f(t).sum(), t, create_graph=True)
+    torch.testing.assert_close(fd.f_prime(T), g.detach(), rtol=1e-10, atol=1e-12)
+    if name != "tv":
+        (h,) = torch.autograd.grad(g.sum(), t)
+        torch.testing.assert_close(fd.f_second(T), h, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(fd.derivative_log(T.log()), fd.f_prime(T), rtol=1e-10,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "params"), members())
+def test_limits(name, params):
+    fd = fdiv.get(name, **params)
+    tiny = torch.tensor([1e-60], dtype=torch.float64)
+    big = torch.tensor([1e60], dtype=torch.float64)
+    f0 = fd.f(tiny).item()
+    slope = (fd.f(big) / big).item()
+    if math.isinf(fd.f0):
+        assert f0 > 10
+    else:
+        assert f0 == pytest.approx(fd.f0, rel=1e-4, abs=1e-4)
+    if math.isinf(fd.slope_inf):
+        assert slope > 10
+    else:
+        assert slope == pytest.approx(fd.slope_inf, rel=1e-4, abs=1e-4)
+
+
+@pytest.mark.parametrize(("name", "params"), members())
+def test_conjugate_fenchel_young_equality(name, params):
+    # At u = f'(t) the supremum is attained: f*(u) = t u - f(t).
+    fd = fdiv.get(name, **params)
+    t = T[T != 1.0] if name == "tv" else T
+    u = fd.f_prime(t)
+    expected = t * u - fd.f(t)
+    torch.testing.assert_close(fd.conjugate(u), expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(("name", "params"), members())
+def test_conjugate_closed_forms_agree_with_numeric(name, params):
+    fd = fdiv.get(name, **params)
+    if fd.conjugate_fn is None:
+        pytest.skip("no closed form: the numeric solver is the implementation")
+    u = fd.f_prime(T)
+    numeric = fdiv._numeric_conjugate(fd, u)
+    torch.testing.assert_close(fd.conjugate(u), numeric, rtol=1e-6, atol=1e-8)
+
+
+@given(st.floats(-5, 5), st.floats(0.01, 50))
+def test_fenchel_young_inequality(u, t):
+    # f*(u) >= t u - f(t) for every t >= 0: the conjugate is a supremum.
+    for name in fdiv.names():
+        fd = fdiv.get(name)
+        uu = torch.tensor([u], dtype=torch.float64)
+        tt = torch.tensor([t], dtype=torch.float64)
+        assert fd.conjugate(uu).item() >= (tt * uu - fd.f(tt)).item() - 1e-9
+
+
+def test_density_ratio_weights_from_papers():
+    # f-distill / Uni-Instruct: h(r) = r^2 f''(r), up to the constant that the batch-mean
+    # normalisation removes.
+    r = torch.tensor([0.1, 0.5, 1.0, 3.0, 20.0], dtype=torch.float64)
+    expected = {
+        "reverse_kl": torch.ones_like(r),
+        "kl": r,
+        "js": r / (1 + r) / 2,
+        "squared_hellinger": r.sqrt() / 2,
+        "jeffreys": 1 + r,
+        "neyman_chi2": 2 / r,
+    }
+    for name, h in expected.items():
+        torch.testing.assert_close(fdiv.get(name).weight(r), h, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(("name", "params"), members())
+def test_pointwise_matches_generator(name, params):
+    fd = fdiv.get(name, **params)
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(50, generator=g, dtype=torch.float64) + 0.01
+    q = torch.rand(50, generator=g, dtype=torch.float64) + 0.01
+    torch.testing.assert_close(fd.terms(p.log(), q.log()), q * fd.f(p / q), rtol=1e-9,
+                               atol=1e-12)
+
+
+def test_unknown_name_lists_choices():
+    with pytest.raises(ValueError, match="unknown f-divergence 'kld'.*reverse_kl"):
+        fdiv.get("kld")
+
+
+def test_parameters_are_range_checked():
+    with pytest.raises(ValueError, match="beta must lie in"):
+        fdiv.get("js", beta=1.5)
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        fdiv.get("skew_kl", alpha=-0.1)
+    with pytest.raises(TypeError, match="'kl'"):
+        fdiv.get("kl", beta=0.5)
+    with pytest.raises(TypeError, match="alpha must be a real number"):
+        fdiv.get("alpha", alpha="half")
+
+
+def test_aliases_and_passthrough():
+    assert fdiv.get("forward_kl").name == "kl"
+    assert fdiv.get("chi2").name == "pearson_chi2"
+    fd = fdiv.get("tv")
+    assert fdiv.get(fd) is fd
+    with pytest.raises(ValueError, match="already registered"):
+        fdiv.register("kl")(lambda: fd)
+
+
+def test_user_defined_generator_and_missing_limit():
+    # A user-supplied member needs only f (and its limits for zero mass).
+    sq = fdiv.FDivergence(name="my_chi2", f=lambda t: (t - 1) ** 2, f_prime=lambda t: 2 * (t - 1),
+                          f_second=lambda t: 2 + 0 * t, f0=1.0, slope_inf=math.nan)
+    lp = torch.tensor([math.log(0.5), math.log(0.5)], dtype=torch.float64)
+    lq = torch.tensor([math.log(0.9), math.log(0.1)], dtype=torch.float64)
+    assert fdiv.evaluate(sq, lp, lq).item() == pytest.approx(0.16 / 0.9 + 0.16 / 0.1)
+    with pytest.raises(ValueError, match="no slope_inf limit"):
+        fdiv.evaluate(sq, lp, torch.tensor([0.0, -math.inf], dtype=torch.float64))
+
+
+def test_upper_bounds():
+    assert fdiv.get("tv").upper_bound == 1.0
+    assert fdiv.get("js").upper_bound == pytest.approx(math.log(2))
+    assert fdiv.get("squared_hellinger").upper_bound == 2.0
+    assert fdiv.get("triangular").upper_bound == 2.0
+    assert math.isinf(fdiv.get("kl").upper_bound)
