@@ -121,16 +121,20 @@ class FDivergence:
             return self.f_prime_log(log_t)
         return self.f_prime(torch.exp(log_t))
 
-    def terms(self, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+    def terms(self, lp: torch.Tensor, lq: torch.Tensor, *, sync: bool = True) -> torch.Tensor:
         r"""Elementwise :math:`q_i f(p_i/q_i)` from log masses, zero-mass conventions included.
 
         ``lp``, ``lq`` are log-probabilities; ``-inf`` marks zero mass. The gradient is finite
         wherever the value is: masked entries never see a ``log 0`` in the backward pass.
+
+        ``sync=False`` never reads a tensor back to the host (no data-dependent branch, so it
+        traces under ``torch.compile(fullgraph=True)``): it always takes the masked path, and
+        a member without the needed limit yields NaN there instead of raising.
         """
         # One reduction answers "is there any zero mass?" without building masks: the sum
         # of log-probabilities is finite exactly when none is -inf (barring float overflow,
         # which only sends us down the exact masked path below).
-        if bool(torch.isfinite(lp.sum()) & torch.isfinite(lq.sum())):
+        if sync and bool(torch.isfinite(lp.sum()) & torch.isfinite(lq.sum())):
             return self._pointwise(lp, lq)
         pos_p = lp > -math.inf
         pos_q = lq > -math.inf
@@ -141,8 +145,8 @@ class FDivergence:
         out = torch.where(both, self._pointwise(lp_s, lq_s), zero)
         only_p = pos_p & ~pos_q
         only_q = pos_q & ~pos_p
-        out = out + _edge(only_p, lp, self.slope_inf, self.name, "slope_inf")
-        out = out + _edge(only_q, lq, self.f0, self.name, "f0")
+        out = out + _edge(only_p, lp, self.slope_inf, self.name, "slope_inf", sync)
+        out = out + _edge(only_q, lq, self.f0, self.name, "f0", sync)
         return out
 
     def _pointwise(self, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
@@ -151,30 +155,34 @@ class FDivergence:
         return torch.exp(lq) * self.f(torch.exp(lp - lq))
 
 
-def _edge(mask: torch.Tensor, logmass: torch.Tensor, limit: float, name: str, what: str):
+def _edge(mask: torch.Tensor, logmass: torch.Tensor, limit: float, name: str, what: str,
+          sync: bool = True):
     """Contribution of mass that the other distribution lacks: ``mass * limit``."""
-    if not bool(mask.any()):
+    if sync and not bool(mask.any()):
         return torch.zeros((), dtype=logmass.dtype, device=logmass.device)
-    if math.isnan(limit):
+    if sync and math.isnan(limit):
         raise ValueError(
             f"f-divergence {name!r} has no {what} limit; give FDivergence({what}=...) to "
             "evaluate it where one distribution has zero mass"
         )
     zero = torch.zeros((), dtype=logmass.dtype, device=logmass.device)
-    if math.isinf(limit):
+    if math.isinf(limit) or math.isnan(limit):
         # The value is infinite whatever the mass: a constant, so no gradient flows.
         return torch.where(mask, torch.full_like(logmass, limit), zero)
     safe = torch.where(mask, logmass, zero)
     return torch.where(mask, torch.exp(safe) * limit, zero)
 
 
-def evaluate(f: FDivergence, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+def evaluate(
+    f: FDivergence, lp: torch.Tensor, lq: torch.Tensor, *, sync: bool = True
+) -> torch.Tensor:
     r""":math:`D_f(P\|Q)` over the last axis from log-probabilities ``lp``, ``lq``.
 
     Rounding can make a sum of signed terms slightly negative; an f-divergence of normalised
-    distributions is never negative, so the result is clamped at 0.
+    distributions is never negative, so the result is clamped at 0. ``sync`` as in
+    :meth:`FDivergence.terms`.
     """
-    return f.terms(lp, lq).sum(-1).clamp_min(0.0)
+    return f.terms(lp, lq, sync=sync).sum(-1).clamp_min(0.0)
 
 
 # --------------------------------------------------------------------------------------------
