@@ -9,7 +9,7 @@ samples and training losses.
 0.510826
 """
 
-from . import fdiv, gaussian
+from . import estimate, fdiv, gaussian
 from .discrete import (
     alpha_divergence,
     bhattacharyya,
@@ -36,6 +36,7 @@ __all__ = [
     "chi2",
     "cross_entropy",
     "entropy",
+    "estimate",
     "f_divergence",
     "fdiv",
     "gaussian",

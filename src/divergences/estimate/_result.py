@@ -1,0 +1,216 @@
+"""The :class:`Estimate` every estimator returns, and the interval machinery behind it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from .._arrays import check_range, log_base
+
+__all__ = ["Estimate"]
+
+
+def _units(base: float | None) -> str:
+    if base is None:
+        return "nats"
+    if base == 2:
+        return "bits"
+    if base == 10:
+        return "hartleys"
+    return f"log{base:g} units"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its standard error and confidence interval.
+
+    ``value``
+        The estimate, in nats (``base=None``) or in ``base`` units.
+    ``stderr``
+        Its standard error (same units). How it is computed is said by ``ci_method`` and by
+        the docstring of the estimator that produced it.
+    ``ci_low``, ``ci_high``
+        A ``level`` (95% by default) confidence interval. ``ci_method="normal"`` means
+        ``value -/+ z * stderr`` with ``z`` the normal quantile; ``"bootstrap"`` means the
+        percentile (with-replacement) or half-sampling interval described by the estimator.
+    ``method``
+        The estimator that was run (``"auto"`` is resolved to the method it picked).
+    ``n``
+        The number of samples it used.
+    ``base``
+        ``None`` for nats, else the logarithm base of the units.
+    ``details``
+        Method-specific extras (``k``, per-sample terms, neighbour counts, ...); not compared.
+
+    ``float(est)`` is ``est.value``. :meth:`to_base` converts units.
+
+    >>> from divergences.estimate import Estimate
+    >>> e = Estimate(value=0.6931471805599453, stderr=0.01, ci_low=0.6735, ci_high=0.7127,
+    ...              method="plugin", n=1000)
+    >>> float(e)
+    0.6931471805599453
+    >>> e
+    Estimate(0.6931 nats, stderr 0.01, 95% CI [0.6735, 0.7127], method='plugin', n=1000)
+    >>> round(e.to_base(2).value, 6)
+    1.0
+    """
+
+    value: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    method: str
+    n: int
+    base: float | None = None
+    level: float = 0.95
+    ci_method: str = "normal"
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Estimate({self.value:.4g} {_units(self.base)}, stderr {self.stderr:.2g}, "
+            f"{self.level:.0%} CI [{self.ci_low:.4g}, {self.ci_high:.4g}], "
+            f"method={self.method!r}, n={self.n})"
+        )
+
+    @property
+    def units(self) -> str:
+        """``"nats"``, ``"bits"``, ... as a word."""
+        return _units(self.base)
+
+    def to_base(self, base: float | None) -> Estimate:
+        """The same estimate in ``base`` units (``None`` for nats, ``2`` for bits)."""
+        old = 1.0 if self.base is None else math.log(self.base)
+        new = log_base(base)
+        factor = old / (1.0 if new is None else new)
+        return replace(
+            self,
+            value=self.value * factor,
+            stderr=self.stderr * factor,
+            ci_low=self.ci_low * factor,
+            ci_high=self.ci_high * factor,
+            base=base,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Construction helpers used by the estimators
+# --------------------------------------------------------------------------------------------
+
+
+def check_level(level: float) -> float:
+    return check_range(level, "level", 0.0, 1.0, low_open=True, high_open=True)
+
+
+def z_value(level: float) -> float:
+    return float(special.ndtri(0.5 + level / 2.0))
+
+
+def from_local(
+    local: np.ndarray, method: str, *, offset: float = 0.0, level: float = 0.95,
+    details: Mapping[str, Any] | None = None,
+) -> Estimate:
+    """An estimate that is ``offset + mean(local)``, stderr ``std(local) / sqrt(n)``."""
+    n = int(local.shape[0])
+    value = float(offset + np.mean(local))
+    stderr = float(np.std(local, ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    return make(value, stderr, method, n, level=level, details=details)
+
+
+def make(
+    value: float, stderr: float, method: str, n: int, *, level: float = 0.95,
+    ci_method: str = "normal", ci: tuple[float, float] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> Estimate:
+    if ci is None:
+        z = z_value(level)
+        ci = (value - z * stderr, value + z * stderr)
+    return Estimate(
+        value=float(value), stderr=float(stderr), ci_low=float(ci[0]), ci_high=float(ci[1]),
+        method=method, n=int(n), level=level, ci_method=ci_method,
+        details=dict(details or {}),
+    )
+
+
+def add_null_variance(est: Estimate, df: float) -> Estimate:
+    """Add the second-order variance ``df / (2 n^2)`` of a likelihood-ratio-type estimate.
+
+    At independence the first-order (delta-method) standard error of a plug-in or Gaussian
+    MI vanishes, while ``2 n I_hat`` is asymptotically chi-squared with ``df`` degrees of
+    freedom, whose standard deviation gives ``sqrt(2 df) / (2n)``. Adding this variance keeps
+    the interval honest near 0 and is negligible far from it.
+    """
+    n = est.n
+    stderr = math.sqrt(est.stderr**2 + df / (2.0 * n * n))
+    z = z_value(est.level)
+    return replace(est, stderr=stderr, ci_low=est.value - z * stderr,
+                   ci_high=est.value + z * stderr)
+
+
+def finalize(est: Estimate, *, base: float | None, clip: bool) -> Estimate:
+    """Apply ``clip`` (floor at 0, stated, never silent) and convert to ``base`` units."""
+    if clip:
+        details = dict(est.details)
+        details["unclipped_value"] = est.value
+        est = replace(est, value=max(est.value, 0.0), ci_low=max(est.ci_low, 0.0),
+                      ci_high=max(est.ci_high, 0.0), details=details)
+    if base is not None:
+        est = est.to_base(base)
+    return est
+
+
+Statistic = Callable[[np.ndarray], float]
+
+
+def resample_interval(
+    est: Estimate, statistic: Statistic, n: int, *, n_boot: int, seed: int | None,
+    level: float, replacement: bool,
+) -> Estimate:
+    """Replace the interval of ``est`` by a resampling interval.
+
+    ``statistic(idx)`` recomputes the estimate on the rows ``idx``.
+
+    ``replacement=True``: the ordinary bootstrap (``n`` rows drawn with replacement);
+    stderr is the spread of the replicates and the interval their percentiles.
+
+    ``replacement=False``: half-sampling (``n // 2`` rows drawn without replacement), used by
+    nearest-neighbour and spacing estimators, which a with-replacement bootstrap breaks (the
+    duplicated rows sit at distance 0 from each other). For a mean of ``n`` terms,
+    ``Var(T_{n/2} - T_n) = sigma^2 (2/n - 1/n) = sigma^2 / n = Var(T_n)``, so the spread of
+    the half-sample replicates around ``T_n`` estimates the standard error of ``T_n``
+    directly; the interval is the normal one, ``T_n -/+ z * stderr`` (half-size estimates
+    carry a different small-sample bias, which would shift a percentile interval).
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)):
+        raise TypeError(f"n_boot must be an integer; got {type(n_boot).__name__}")
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be >= 2; got {n_boot}")
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    m = n if replacement else n // 2
+    for b in range(n_boot):
+        if replacement:
+            idx = rng.integers(0, n, size=n)
+        else:
+            idx = rng.choice(n, size=m, replace=False)
+        reps[b] = statistic(idx)
+    alpha = (1.0 - level) / 2.0
+    if replacement:
+        stderr = float(np.std(reps, ddof=1))
+        lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
+    else:
+        stderr = float(np.std(reps, ddof=1))
+        z = z_value(level)
+        lo, hi = est.value - z * stderr, est.value + z * stderr
+    details = dict(est.details)
+    details.update(n_boot=n_boot, bootstrap="with replacement" if replacement else "half-sampling")
+    return replace(est, stderr=stderr, ci_low=float(lo), ci_high=float(hi),
+                   ci_method="bootstrap", details=details)

@@ -1,0 +1,76 @@
+"""Permutation independence test."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+from divergences.estimate import IndependenceTestResult, independence_test
+
+
+def test_dependent_data_smallest_pvalue(rng):
+    x = rng.normal(size=300)
+    res = independence_test(x, np.cos(2 * x) + 0.3 * rng.normal(size=300), permutations=49)
+    assert isinstance(res, IndependenceTestResult)
+    assert res.pvalue == pytest.approx(1 / 50)
+    assert res.statistic > 0.2 and res.estimator == "ksg" and res.method == "permutation"
+
+
+def test_pvalue_rule_and_reproducibility(rng):
+    x, y = rng.normal(size=150), rng.normal(size=150)
+    a = independence_test(x, y, permutations=59, seed=3)
+    b = independence_test(x, y, permutations=59, seed=3)
+    assert a.pvalue == b.pvalue and np.array_equal(a.null_distribution, b.null_distribution)
+    expected = (1 + np.sum(a.null_distribution >= a.statistic - 1e-12)) / 60
+    assert a.pvalue == pytest.approx(expected)
+    assert a.null_distribution.shape == (59,) and a.permutations == 59
+    assert 0 < a.pvalue <= 1
+
+
+def test_independent_pvalues_are_roughly_uniform():
+    ps = []
+    for s in range(12):
+        rng = np.random.default_rng(500 + s)
+        ps.append(independence_test(rng.integers(0, 3, 200), rng.integers(0, 3, 200),
+                                    permutations=19, seed=s).pvalue)
+    ps = np.array(ps)
+    assert np.sum(ps <= 0.05) <= 2  # level 5%: P(more than 2 of 12) < 2%
+    assert 0.25 < ps.mean() < 0.75
+
+
+def test_discrete_and_explicit_method(rng):
+    x = rng.integers(0, 4, 400)
+    res = independence_test(x, (x + rng.integers(0, 2, 400)) % 4, permutations=19)
+    assert res.estimator == "discrete" and res.pvalue == pytest.approx(1 / 20)
+    res2 = independence_test(rng.normal(size=100), rng.normal(size=100), permutations=9,
+                             method="gaussian")
+    assert res2.estimator == "gaussian"
+
+
+def test_errors(rng):
+    x = rng.normal(size=50)
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        independence_test(x, x, statistic="pearson")
+    with pytest.raises(ValueError, match="permutations must be >= 1"):
+        independence_test(x, x, permutations=0)
+    with pytest.raises(TypeError, match="permutations must be an int"):
+        independence_test(x, x, permutations=10.0)
+    with pytest.raises(ValueError, match="same number of rows"):
+        independence_test(x, x[:-1])
+    with pytest.raises(TypeError, match="seed"):
+        independence_test(x, x, seed="a")
+
+
+@pytest.mark.parametrize("statistic,module", [("dcor", "divergences.dependence"),
+                                              ("hsic", "divergences.kernels")])
+def test_other_statistics(rng, statistic, module):
+    x = rng.normal(size=80)
+    y = x**2 + 0.1 * rng.normal(size=80)
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        with pytest.raises(ImportError, match=module.replace(".", r"\.")):
+            independence_test(x, y, statistic=statistic, permutations=9)
+        return
+    res = independence_test(x, y, statistic=statistic, permutations=9)
+    assert res.statistic_name == statistic and res.pvalue == pytest.approx(1 / 10)

@@ -1,0 +1,117 @@
+"""Estimate: fields, float(), repr, units, clipping, levels, bootstrap intervals."""
+
+import dataclasses
+import math
+
+import pytest
+
+from divergences.estimate import Estimate, entropy, mutual_information
+
+
+def _est(**kw):
+    base = dict(value=1.0, stderr=0.1, ci_low=0.8, ci_high=1.2, method="m", n=10)
+    base.update(kw)
+    return Estimate(**base)
+
+
+def test_float_and_fields():
+    e = _est()
+    assert float(e) == 1.0
+    assert (e.value, e.stderr, e.ci_low, e.ci_high, e.method, e.n) == (1.0, 0.1, 0.8, 1.2, "m", 10)
+    assert e.units == "nats"
+
+
+def test_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        _est().value = 2.0  # type: ignore[misc]
+
+
+def test_repr_is_readable():
+    r = repr(_est(value=0.123456, stderr=0.01, ci_low=0.1, ci_high=0.14, method="ksg", n=500))
+    assert r == "Estimate(0.1235 nats, stderr 0.01, 95% CI [0.1, 0.14], method='ksg', n=500)"
+    assert "bits" in repr(_est().to_base(2))
+
+
+def test_to_base_roundtrip_and_scaling():
+    e = _est(value=math.log(2), stderr=0.1, ci_low=0.5, ci_high=0.9)
+    b = e.to_base(2)
+    assert b.base == 2 and b.value == pytest.approx(1.0, abs=1e-15)
+    assert b.stderr == pytest.approx(0.1 / math.log(2))
+    back = b.to_base(None)
+    assert back.value == pytest.approx(e.value, abs=1e-15) and back.base is None
+    assert e.to_base(10).value == pytest.approx(math.log10(2))
+    with pytest.raises(ValueError, match="base"):
+        e.to_base(1)
+    with pytest.raises(ValueError, match="base"):
+        e.to_base(-2)
+
+
+def test_estimator_base_argument_matches_to_base(rng):
+    x = rng.integers(0, 5, size=400)
+    nats = entropy(x, method="plugin")
+    bits = entropy(x, method="plugin", base=2)
+    assert bits.value == pytest.approx(nats.value / math.log(2), rel=1e-12)
+    assert bits.ci_high == pytest.approx(nats.ci_high / math.log(2), rel=1e-12)
+    assert bits.units == "bits"
+
+
+def test_details_not_compared():
+    assert _est(details={"a": 1}) == _est(details={"b": 2})
+
+
+def test_clip_is_explicit(rng):
+    x, y = rng.normal(size=300), rng.normal(size=300)
+    raw = mutual_information(x, y, method="ksg", seed=3)
+    clipped = mutual_information(x, y, method="ksg", seed=3, clip=True)
+    assert raw.value < 0  # independent data: a negative estimate at this seed
+    assert clipped.value == 0.0 and clipped.ci_low == 0.0
+    assert clipped.details["unclipped_value"] == raw.value
+    assert clipped.ci_high == pytest.approx(max(raw.ci_high, 0.0))
+
+
+def test_level_controls_width(rng):
+    x = rng.normal(size=500)
+    y = x + rng.normal(size=500)
+    w95 = mutual_information(x, y, method="gaussian")
+    w50 = mutual_information(x, y, method="gaussian", level=0.5)
+    assert w50.stderr == pytest.approx(w95.stderr)
+    assert (w50.ci_high - w50.ci_low) < (w95.ci_high - w95.ci_low)
+    assert (w95.ci_high - w95.ci_low) / (2 * w95.stderr) == pytest.approx(1.959964, rel=1e-5)
+    for bad in (0.0, 1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="level"):
+            mutual_information(x, y, method="gaussian", level=bad)
+    with pytest.raises(TypeError, match="level"):
+        mutual_information(x, y, method="gaussian", level="high")
+
+
+@pytest.mark.parametrize("method", ["ksg", "gaussian", "discrete"])
+def test_bootstrap_reproducible_and_consistent(rng, method):
+    n = 600
+    if method == "discrete":
+        x = rng.integers(0, 3, n)
+        y = (x + rng.integers(0, 2, n)) % 3
+    else:
+        x = rng.normal(size=n)
+        y = 0.6 * x + 0.8 * rng.normal(size=n)
+    a = mutual_information(x, y, method=method, ci="bootstrap", n_boot=60, seed=7)
+    b = mutual_information(x, y, method=method, ci="bootstrap", n_boot=60, seed=7)
+    normal = mutual_information(x, y, method=method, seed=7)
+    assert a == b
+    assert a.ci_method == "bootstrap" and a.details["n_boot"] == 60
+    assert a.value == normal.value
+    assert a.ci_low < a.value < a.ci_high
+    # the resampling standard error agrees with the default one within a factor of 2
+    assert 0.5 < a.stderr / normal.stderr < 2.0
+
+
+def test_bootstrap_argument_errors(rng):
+    x = rng.normal(size=50)
+    y = x + rng.normal(size=50)
+    with pytest.raises(ValueError, match="n_boot"):
+        mutual_information(x, y, method="gaussian", ci="bootstrap", n_boot=1)
+    with pytest.raises(TypeError, match="n_boot"):
+        mutual_information(x, y, method="gaussian", ci="bootstrap", n_boot=2.5)
+    with pytest.raises(ValueError, match="ci"):
+        mutual_information(x, y, ci="jackknife")
+    with pytest.raises(ValueError, match="half-samples"):
+        mutual_information(x[:7], y[:7], method="ksg", k=3, ci="bootstrap")
