@@ -9,7 +9,7 @@ samples and training losses.
 0.510826
 """
 
-from . import estimate, fdiv, gaussian
+from . import coupling, dependence, estimate, fdiv, gaussian, kernels
 from .discrete import (
     alpha_divergence,
     bhattacharyya,
@@ -34,7 +34,9 @@ __all__ = [
     "alpha_divergence",
     "bhattacharyya",
     "chi2",
+    "coupling",
     "cross_entropy",
+    "dependence",
     "entropy",
     "estimate",
     "f_divergence",
@@ -43,6 +45,7 @@ __all__ = [
     "hellinger",
     "jeffreys",
     "js",
+    "kernels",
     "kl",
     "renyi",
     "skew_kl",
