@@ -9,7 +9,7 @@ samples and training losses.
 0.510826
 """
 
-from . import coupling, dependence, estimate, fdiv, gaussian, kernels
+from . import bounds, coupling, dependence, estimate, fdiv, gaussian, kernels, text
 from .discrete import (
     alpha_divergence,
     bhattacharyya,
@@ -33,6 +33,7 @@ __all__ = [
     "FDivergence",
     "alpha_divergence",
     "bhattacharyya",
+    "bounds",
     "chi2",
     "coupling",
     "cross_entropy",
@@ -49,5 +50,6 @@ __all__ = [
     "kl",
     "renyi",
     "skew_kl",
+    "text",
     "tv",
 ]
