@@ -480,3 +480,16 @@ def test_inputs_are_not_modified(rng):
     dv.kl(p, q)
     np.testing.assert_array_equal(p, p0)
     np.testing.assert_array_equal(q, q0)
+
+
+def test_base_converts_only_logarithmic_measures(rng):
+    p = random_simplex(rng, (6,))
+    q = random_simplex(rng, (6,))
+    for name in ("kl", "reverse_kl", "js", "jeffreys", "skew_kl"):
+        assert dv.f_divergence(p, q, name, base=2) == pytest.approx(
+            dv.f_divergence(p, q, name) / np.log(2), rel=1e-12)
+    for name in ("tv", "pearson_chi2", "neyman_chi2", "squared_hellinger", "le_cam", "alpha"):
+        assert dv.f_divergence(p, q, name, base=2) == dv.f_divergence(p, q, name)
+    assert dv.alpha_divergence(p, q, base=2) == dv.alpha_divergence(p, q)
+    with pytest.raises(ValueError, match="base must be"):
+        dv.f_divergence(p, q, "tv", base=1)

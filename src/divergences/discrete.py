@@ -209,7 +209,9 @@ def f_divergence(
     r""":math:`D_f(P\|Q) = \sum_i q_i f(p_i/q_i)` for a registry name or an :class:`~divergences.fdiv.FDivergence`.
 
     ``params`` are the member's parameters (``beta=`` for ``"js"``, ``alpha=`` for ``"alpha"``,
-    ``"skew_kl"``). Zero mass follows the conventions of :mod:`divergences.fdiv`.
+    ``"skew_kl"``). Zero mass follows the conventions of :mod:`divergences.fdiv`. ``base``
+    converts units only for logarithmic members (``FDivergence.log_based``); for TV,
+    chi-square, Hellinger and alpha-divergences it is ignored.
 
     >>> import numpy as np
     >>> from divergences import f_divergence
@@ -220,8 +222,10 @@ def f_divergence(
     0.101749
     """
     fd = fdiv.get(f, **params)
+    log_base(base)
     return _pairwise(p, q, lambda lp, lq: fdiv.evaluate(fd, lp, lq), input=input, dim=dim,
-                     reduction=reduction, base=base, normalize=normalize, validate=validate)
+                     reduction=reduction, base=base if fd.log_based else None,
+                     normalize=normalize, validate=validate)
 
 
 def _named(fd: fdiv.FDivergence, p, q, input, dim, reduction, base, normalize, validate):
@@ -413,7 +417,8 @@ def alpha_divergence(
 
     Continuous in ``alpha``: ``alpha -> 1`` gives ``KL(p||q)`` and ``alpha -> 0`` gives
     ``KL(q||p)`` (the terms are evaluated in a form without 0/0 near both limits);
-    ``alpha = 0.5`` is twice the squared Hellinger sum ``2 sum (sqrt p - sqrt q)^2``.
+    ``alpha = 0.5`` is twice the squared Hellinger sum ``2 sum (sqrt p - sqrt q)^2``. Not a
+    logarithmic quantity: ``base`` is ignored.
 
     >>> from divergences import alpha_divergence, kl
     >>> p, q = [0.2, 0.8], [0.5, 0.5]
@@ -422,7 +427,7 @@ def alpha_divergence(
     >>> bool(abs(alpha_divergence(p, q, alpha=1e-9) - kl(q, p)) < 1e-8)
     True
     """
-    return _named(fdiv.get("alpha", alpha=alpha), p, q, input, dim, reduction, base, normalize,
+    return _named(fdiv.get("alpha", alpha=alpha), p, q, input, dim, reduction, None, normalize,
                   validate)
 
 

@@ -78,6 +78,9 @@ class FDivergence:
         :math:`f(0) + \lim f(t)/t`.
     symmetric:
         Whether :math:`D_f(P\|Q) = D_f(Q\|P)` for all pairs.
+    log_based:
+        Whether the value is a logarithmic quantity (KL, JS, ...), so that ``base=`` converts
+        its units. For the others (TV, chi-square, Hellinger, alpha) ``base`` is ignored.
     """
 
     name: str
@@ -91,6 +94,7 @@ class FDivergence:
     f_prime_log: Fn | None = None
     params: dict[str, float] = field(default_factory=dict)
     symmetric: bool = False
+    log_based: bool = True
     description: str = ""
 
     @property
@@ -433,6 +437,7 @@ def _tv() -> FDivergence:
 
     return FDivergence(
         name="tv",
+        log_based=False,
         f=lambda t: 0.5 * (t - 1.0).abs(),
         f_prime=lambda t: 0.5 * torch.sign(t - 1.0),
         f_second=lambda t: torch.zeros_like(t),
@@ -453,6 +458,7 @@ def _squared_hellinger() -> FDivergence:
 
     return FDivergence(
         name="squared_hellinger",
+        log_based=False,
         f=lambda t: (torch.sqrt(t) - 1.0) ** 2,
         f_prime=lambda t: 1.0 - torch.rsqrt(t),
         f_second=lambda t: 0.5 * t**-1.5,
@@ -473,6 +479,7 @@ def _pearson() -> FDivergence:
 
     return FDivergence(
         name="pearson_chi2",
+        log_based=False,
         f=lambda t: (t - 1.0) ** 2,
         f_prime=lambda t: 2.0 * (t - 1.0),
         f_second=lambda t: torch.full_like(t, 2.0),
@@ -494,6 +501,7 @@ def _neyman() -> FDivergence:
 
     return FDivergence(
         name="neyman_chi2",
+        log_based=False,
         f=lambda t: (1.0 - t) ** 2 / t,
         f_prime=lambda t: 1.0 - 1.0 / (t * t),
         f_second=lambda t: 2.0 / t**3,
@@ -581,6 +589,7 @@ def _alpha(alpha: float = 0.5) -> FDivergence:
     slope = 1.0 / (1.0 - a) if a < 1 else math.inf
     return FDivergence(
         name="alpha",
+        log_based=False,
         f=f,
         f_prime=f_prime,
         f_second=lambda t: t ** (a - 2.0),
@@ -608,6 +617,7 @@ def _triangular_fd(name: str, c: float) -> FDivergence:
 
     return FDivergence(
         name=name,
+        log_based=False,
         f=lambda t: c * (t - 1.0) ** 2 / (t + 1.0),
         f_prime=lambda t: c * (1.0 - 4.0 / (t + 1.0) ** 2),
         f_second=lambda t: c * 8.0 / (t + 1.0) ** 3,
