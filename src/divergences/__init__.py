@@ -9,7 +9,7 @@ samples and training losses.
 0.510826
 """
 
-from . import bounds, coupling, dependence, estimate, fdiv, gaussian, kernels, text
+from . import bounds, coupling, dependence, estimate, fdiv, gaussian, kernels, text, transport
 from .discrete import (
     alpha_divergence,
     bhattacharyya,
@@ -51,5 +51,6 @@ __all__ = [
     "renyi",
     "skew_kl",
     "text",
+    "transport",
     "tv",
 ]
