@@ -77,52 +77,67 @@ _SUM_TOL = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch
 # --------------------------------------------------------------------------------------------
 
 
-def to_log_probs(
+def check_distribution(
     x: torch.Tensor, input: str, name: str, *, normalize: bool = False, validate: bool = True
-) -> torch.Tensor:
-    """Log-probabilities over the last axis (``-inf`` for zero mass), in the compute dtype."""
+) -> bool:
+    """Validate ``x`` (a whole input, support last) and say whether it has no zero mass.
+
+    Returns ``True`` when every entry has positive mass (no zero probability, no ``-inf``
+    logit), which lets the evaluation skip its zero-mass bookkeeping. Each check is a
+    reduction; elementwise masks are only built on the failure path, to name the problem.
+    """
     tol = _SUM_TOL.get(x.dtype, 1e-4)
-    x = x.to(compute_dtype(x.dtype))
-    if input == "logits":
-        # A finite sum means no NaN and no inf: one reduction instead of elementwise masks.
-        if validate and not bool(torch.isfinite(x.sum())):
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name} has an empty support")
+    if x.numel() == 0:
+        return True
+    finite = bool(torch.isfinite(x.sum()))
+    if input in ("logits", "log_probs"):
+        what = "logits" if input == "logits" else "log-probabilities"
+        if validate and not finite:
             _check_not(torch.isnan(x), name, "contains NaN")
-            _check_not(x == math.inf, name, "contains +inf logits")
-        if x.shape[-1] == 0:
-            raise ValueError(f"{name} has an empty support")
-        lp = torch.log_softmax(x, dim=-1)
-        if validate:
-            _check_not(torch.isnan(lp[..., 0]), name, "has a row whose logits are all -inf")
-        return lp
-    if input == "log_probs":
-        if validate:
-            _check_not(torch.isnan(x), name, "contains NaN")
-            _check_not(x == math.inf, name, "contains +inf log-probabilities")
-        lse = torch.logsumexp(x, dim=-1, keepdim=True)
-        if normalize:
-            _check_not(lse == -math.inf, name, "has a row with no mass")
-            return x - lse
-        if validate:
-            _check_not((lse.abs() > tol) | torch.isnan(lse), name,
+            _check_not(x == math.inf, name, f"contains +inf {what}")
+        if validate or normalize:
+            _check_not(x.amax(dim=-1) == -math.inf, name,
+                       "has a row with no mass" if input == "log_probs"
+                       else "has a row whose logits are all -inf")
+        if input == "log_probs" and validate and not normalize:
+            lse = torch.logsumexp(x.to(compute_dtype(x.dtype)), dim=-1)
+            _check_not(lse.abs() > tol, name,
                        f"log-probabilities do not log-sum-exp to 0 (tolerance {tol:g}); "
                        "pass normalize=True to renormalise")
-        return x
-    # probs
-    if validate and x.numel():
-        if not bool(torch.isfinite(x.sum())):
+        return finite
+    if validate:
+        if not finite:
             _check_not(torch.isnan(x), name, "contains NaN")
             _check_not(torch.isinf(x), name, "contains inf")
         _check_not(x.min() < 0, name, "contains negative probabilities")
+        total = x.to(compute_dtype(x.dtype)).sum(dim=-1)
+        if normalize:
+            _check_not(total <= 0, name, "has a row with no mass")
+        else:
+            _check_not((total - 1.0).abs() > tol, name,
+                       f"probabilities do not sum to 1 (tolerance {tol:g}); "
+                       "pass normalize=True to renormalise")
+    return bool(x.min() > 0)
+
+
+def log_probs(
+    x: torch.Tensor, input: str, *, normalize: bool = False, positive: bool = False
+) -> torch.Tensor:
+    """Log-probabilities over the last axis, in the compute dtype; no checks, no host sync.
+
+    ``positive=True`` (no zero mass, as :func:`check_distribution` reports) takes the plain
+    ``log``; otherwise zero probabilities become ``-inf`` with a finite gradient.
+    """
+    x = x.to(compute_dtype(x.dtype))
+    if input == "logits":
+        return torch.log_softmax(x, dim=-1)
+    if input == "log_probs":
+        return x - torch.logsumexp(x, dim=-1, keepdim=True) if normalize else x
     if normalize:
-        total = x.sum(dim=-1, keepdim=True)
-        _check_not(total <= 0, name, "has a row with no mass")
-        x = x / total
-    elif validate:
-        total = x.sum(dim=-1)
-        _check_not((total - 1.0).abs() > tol, name,
-                   f"probabilities do not sum to 1 (tolerance {tol:g}); "
-                   "pass normalize=True to renormalise")
-    if x.numel() and bool(x.min() > 0):
+        x = x / x.sum(dim=-1, keepdim=True)
+    if positive:
         return torch.log(x)
     pos = x > 0
     # log of a masked copy: the backward pass never sees log(0), so zero mass keeps a
@@ -131,12 +146,21 @@ def to_log_probs(
     return torch.where(pos, safe, torch.full_like(x, -math.inf))
 
 
+def to_log_probs(
+    x: torch.Tensor, input: str, name: str, *, normalize: bool = False, validate: bool = True
+) -> torch.Tensor:
+    """Validated log-probabilities over the last axis (``-inf`` for zero mass)."""
+    positive = check_distribution(x, input, name, normalize=normalize, validate=validate)
+    return log_probs(x, input, normalize=normalize, positive=positive)
+
+
 def _check_not(bad: torch.Tensor, name: str, what: str) -> None:
     if bool(bad.any()):
         raise ValueError(f"{name} {what}")
 
 
-Pair = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# row(lp, lq, zero_mass) -> per-row values; zero_mass=False promises no -inf entry.
+Pair = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
 
 
 def _pairwise(
@@ -159,11 +183,15 @@ def _pairwise(
     tp = move_support_last(tp, dim, "p")
     tq = move_support_last(tq, dim, "q")
     tp, tq = broadcast_pair(tp, tq, ("p", "q"))
+    # Checks run once on the whole inputs; the blocks below then run without host syncs.
+    pos_p = check_distribution(tp, input, "p", normalize=normalize, validate=validate)
+    pos_q = check_distribution(tq, input, "q", normalize=normalize, validate=validate)
+    zero_mass = not (pos_p and pos_q)
 
     def fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        lp = to_log_probs(a, input, "p", normalize=normalize, validate=validate)
-        lq = to_log_probs(b, input, "q", normalize=normalize, validate=validate)
-        return row(lp, lq)
+        lp = log_probs(a, input, normalize=normalize, positive=pos_p)
+        lq = log_probs(b, input, normalize=normalize, positive=pos_q)
+        return row(lp, lq, zero_mass)
 
     batch = tp.shape[:-1]
     if tp.is_contiguous() and tq.is_contiguous():
@@ -223,13 +251,15 @@ def f_divergence(
     """
     fd = fdiv.get(f, **params)
     log_base(base)
-    return _pairwise(p, q, lambda lp, lq: fdiv.evaluate(fd, lp, lq), input=input, dim=dim,
+    return _pairwise(p, q, lambda lp, lq, zm: fdiv.evaluate(fd, lp, lq, zero_mass=zm),
+                     input=input, dim=dim,
                      reduction=reduction, base=base if fd.log_based else None,
                      normalize=normalize, validate=validate)
 
 
 def _named(fd: fdiv.FDivergence, p, q, input, dim, reduction, base, normalize, validate):
-    return _pairwise(p, q, lambda lp, lq: fdiv.evaluate(fd, lp, lq), input=input, dim=dim,
+    return _pairwise(p, q, lambda lp, lq, zm: fdiv.evaluate(fd, lp, lq, zero_mass=zm),
+                     input=input, dim=dim,
                      reduction=reduction, base=base, normalize=normalize, validate=validate)
 
 
@@ -454,8 +484,8 @@ def hellinger(
     """
     fd = fdiv.get("squared_hellinger")
 
-    def row(lp, lq):
-        return _safe_sqrt(fdiv.evaluate(fd, lp, lq) / 2.0).clamp_max(1.0)
+    def row(lp, lq, zm):
+        return _safe_sqrt(fdiv.evaluate(fd, lp, lq, zero_mass=zm) / 2.0).clamp_max(1.0)
 
     return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=None,
                      normalize=normalize, validate=validate)
@@ -475,19 +505,23 @@ def _renyi_row(alpha: float) -> Pair:
     a = alpha
     if a == 1.0:
         kl_fd = fdiv.get("kl")
-        return lambda lp, lq: fdiv.evaluate(kl_fd, lp, lq)
+        return lambda lp, lq, zm: fdiv.evaluate(kl_fd, lp, lq, zero_mass=zm)
     if abs(a - 1.0) < 1e-2:
         # Near a = 1, log S / (a - 1) is 0/0; through the Amari divergence A_a (evaluated
         # without cancellation) S = 1 + a(a-1) A_a, and log1p keeps the ratio accurate.
         amari = fdiv.get("alpha", alpha=a)
 
-        def near_one(lp, lq):
-            s = a * (a - 1.0) * fdiv.evaluate(amari, lp, lq)
+        def near_one(lp, lq, zm):
+            s = a * (a - 1.0) * fdiv.evaluate(amari, lp, lq, zero_mass=zm)
             return torch.log1p(s.clamp_min(-1.0)) / (a - 1.0)
 
         return near_one
 
-    def row(lp, lq):
+    def row(lp, lq, zm):
+        if not zm:  # no zero mass: no bookkeeping
+            if math.isinf(a):
+                return (lp - lq).amax(-1).clamp_min(0.0)
+            return (torch.logsumexp(a * lp + (1.0 - a) * lq, dim=-1) / (a - 1.0)).clamp_min(0.0)
         pos_p = lp > -math.inf
         pos_q = lq > -math.inf
         both = pos_p & pos_q
@@ -560,7 +594,7 @@ def bhattacharyya(
     0.111572
     """
     half = _renyi_row(0.5)
-    return _pairwise(p, q, lambda lp, lq: half(lp, lq) / 2.0, input=input, dim=dim,
+    return _pairwise(p, q, lambda lp, lq, zm: half(lp, lq, zm) / 2.0, input=input, dim=dim,
                      reduction=reduction, base=base, normalize=normalize, validate=validate)
 
 
@@ -624,8 +658,8 @@ def cross_entropy(
     """
     kl_fd = fdiv.get("kl")
 
-    def row(lp, lq):
-        return _neg_kl_to_counting(lp) + fdiv.evaluate(kl_fd, lp, lq)
+    def row(lp, lq, zm):
+        return _neg_kl_to_counting(lp) + fdiv.evaluate(kl_fd, lp, lq, zero_mass=zm)
 
     return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=base,
                      normalize=normalize, validate=validate)

@@ -125,7 +125,14 @@ class FDivergence:
             return self.f_prime_log(log_t)
         return self.f_prime(torch.exp(log_t))
 
-    def terms(self, lp: torch.Tensor, lq: torch.Tensor, *, sync: bool = True) -> torch.Tensor:
+    def terms(
+        self,
+        lp: torch.Tensor,
+        lq: torch.Tensor,
+        *,
+        sync: bool = True,
+        zero_mass: bool | None = None,
+    ) -> torch.Tensor:
         r"""Elementwise :math:`q_i f(p_i/q_i)` from log masses, zero-mass conventions included.
 
         ``lp``, ``lq`` are log-probabilities; ``-inf`` marks zero mass. The gradient is finite
@@ -134,11 +141,16 @@ class FDivergence:
         ``sync=False`` never reads a tensor back to the host (no data-dependent branch, so it
         traces under ``torch.compile(fullgraph=True)``): it always takes the masked path, and
         a member without the needed limit yields NaN there instead of raising.
+
+        ``zero_mass=False`` is the caller's promise that no entry is ``-inf`` (finite logits,
+        say): the bookkeeping is skipped. ``None`` (default) finds out.
         """
+        if zero_mass is False:
+            return self._pointwise(lp, lq)
         # One reduction answers "is there any zero mass?" without building masks: the sum
         # of log-probabilities is finite exactly when none is -inf (barring float overflow,
         # which only sends us down the exact masked path below).
-        if sync and bool(torch.isfinite(lp.sum()) & torch.isfinite(lq.sum())):
+        if zero_mass is None and sync and bool(torch.isfinite(lp.sum()) & torch.isfinite(lq.sum())):
             return self._pointwise(lp, lq)
         pos_p = lp > -math.inf
         pos_q = lq > -math.inf
@@ -178,15 +190,20 @@ def _edge(mask: torch.Tensor, logmass: torch.Tensor, limit: float, name: str, wh
 
 
 def evaluate(
-    f: FDivergence, lp: torch.Tensor, lq: torch.Tensor, *, sync: bool = True
+    f: FDivergence,
+    lp: torch.Tensor,
+    lq: torch.Tensor,
+    *,
+    sync: bool = True,
+    zero_mass: bool | None = None,
 ) -> torch.Tensor:
     r""":math:`D_f(P\|Q)` over the last axis from log-probabilities ``lp``, ``lq``.
 
     Rounding can make a sum of signed terms slightly negative; an f-divergence of normalised
     distributions is never negative, so the result is clamped at 0. ``sync`` as in
-    :meth:`FDivergence.terms`.
+    :meth:`FDivergence.terms`, and so is ``zero_mass``.
     """
-    return f.terms(lp, lq, sync=sync).sum(-1).clamp_min(0.0)
+    return f.terms(lp, lq, sync=sync, zero_mass=zero_mass).sum(-1).clamp_min(0.0)
 
 
 # --------------------------------------------------------------------------------------------
