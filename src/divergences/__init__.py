@@ -9,7 +9,18 @@ samples and training losses.
 0.510826
 """
 
-from . import bounds, coupling, dependence, estimate, fdiv, gaussian, kernels, text, transport
+from . import (
+    bounds,
+    coupling,
+    dependence,
+    estimate,
+    fdiv,
+    gaussian,
+    kernels,
+    losses,
+    text,
+    transport,
+)
 from .discrete import (
     alpha_divergence,
     bhattacharyya,
@@ -48,6 +59,7 @@ __all__ = [
     "js",
     "kernels",
     "kl",
+    "losses",
     "renyi",
     "skew_kl",
     "text",

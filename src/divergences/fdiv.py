@@ -174,7 +174,7 @@ class FDivergence:
 def _edge(mask: torch.Tensor, logmass: torch.Tensor, limit: float, name: str, what: str,
           sync: bool = True):
     """Contribution of mass that the other distribution lacks: ``mass * limit``."""
-    if sync and not bool(mask.any()):
+    if limit == 0.0 or (sync and not bool(mask.any())):
         return torch.zeros((), dtype=logmass.dtype, device=logmass.device)
     if sync and math.isnan(limit):
         raise ValueError(
