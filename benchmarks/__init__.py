@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of ``divergences`` against its peers (see ``benchmarks/README.md``)."""
