@@ -201,6 +201,27 @@ def check_no_nan(t: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contains NaN")
 
 
+def safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(max(x, 0))`` with gradient 0 (not inf) where ``x <= 0``.
+
+    Distances built as the square root of a divergence are not differentiable where it is 0;
+    the zero subgradient keeps optimisation finite there.
+    """
+    pos = x > 0
+    return torch.where(pos, torch.where(pos, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
+
+
+def as_samples(t: torch.Tensor, name: str) -> torch.Tensor:
+    """``(n, d)`` view of a sample of shape ``(n,)`` or ``(n, d)``, checked finite."""
+    if t.ndim == 1:
+        t = t[:, None]
+    elif t.ndim != 2:
+        raise ValueError(f"{name} must have shape (n,) or (n, d); got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return t
+
+
 def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     """Apply ``reduction`` (``"none"``, ``"sum"`` or ``"mean"``) over all batch entries."""
     if reduction == "none":

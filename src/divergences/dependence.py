@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from . import _dcov_fast
-from ._arrays import ArrayLike, as_tensors, check_choice, check_range
+from ._arrays import ArrayLike, as_samples, as_tensors, check_choice, check_range, safe_sqrt
 from ._permutation import TestResult, check_permutations, permutation_pvalue
 from .kernels import hsic, hsic_test
 
@@ -79,22 +79,12 @@ _TEST_MATRIX_MAX_N = 2000  # permutation test: permuted matrices up to here, fas
 # --------------------------------------------------------------------------------------------
 
 
-def _samples(t: torch.Tensor, name: str) -> torch.Tensor:
-    """``(n, d)`` view of a sample of shape ``(n,)`` or ``(n, d)``, checked finite."""
-    if t.ndim == 1:
-        t = t[:, None]
-    elif t.ndim != 2:
-        raise ValueError(f"{name} must have shape (n,) or (n, d); got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return t
-
 
 def _prepare(
     arrays: Sequence[ArrayLike], names: Sequence[str], *, min_n: int
 ) -> tuple[list[torch.Tensor], Any]:
     ts, wrap = as_tensors(*arrays, names=names)
-    ts = [_samples(t, n) for t, n in zip(ts, names)]
+    ts = [as_samples(t, n) for t, n in zip(ts, names)]
     sizes = {t.shape[0] for t in ts}
     if len(sizes) > 1:
         listed = ", ".join(f"{n} has {t.shape[0]}" for t, n in zip(ts, names))
@@ -237,11 +227,6 @@ def _unit_scale(t: torch.Tensor) -> torch.Tensor:
     return t / s
 
 
-def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
-    """``sqrt(max(v, 0))`` with a zero (not infinite) gradient at 0."""
-    pos = v > 0
-    return torch.where(pos, torch.where(pos, v, torch.ones_like(v)).sqrt(), torch.zeros_like(v))
-
 
 def _check_squared(unbiased: bool, squared: bool, what: str) -> None:
     if not isinstance(unbiased, bool):
@@ -292,7 +277,7 @@ def distance_covariance(
     _check_squared(unbiased, squared, "distance covariance")
     ts, wrap = _prepare([x, y], ("x", "y"), min_n=4 if unbiased else 1)
     cov, _, _ = _stats(ts[0], ts[1], unbiased, method, variances=False)
-    return wrap(cov if squared else _safe_sqrt(cov))
+    return wrap(cov if squared else safe_sqrt(cov))
 
 
 def distance_correlation(
@@ -327,7 +312,7 @@ def distance_correlation(
     pos = den2 > 0
     den = torch.where(pos, den2, torch.ones_like(den2)).sqrt()
     r2 = torch.where(pos, cov / den, torch.zeros_like(cov))
-    return wrap(r2 if squared else _safe_sqrt(r2))
+    return wrap(r2 if squared else safe_sqrt(r2))
 
 
 def joint_distance_covariance(*xs: ArrayLike, c: float = 1.0) -> Any:

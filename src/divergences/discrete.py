@@ -51,6 +51,7 @@ from ._arrays import (
     finish,
     log_base,
     move_support_last,
+    safe_sqrt,
 )
 
 __all__ = [
@@ -485,15 +486,11 @@ def hellinger(
     fd = fdiv.get("squared_hellinger")
 
     def row(lp, lq, zm):
-        return _safe_sqrt(fdiv.evaluate(fd, lp, lq, zero_mass=zm) / 2.0).clamp_max(1.0)
+        return safe_sqrt(fdiv.evaluate(fd, lp, lq, zero_mass=zm) / 2.0).clamp_max(1.0)
 
     return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=None,
                      normalize=normalize, validate=validate)
 
-
-def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    pos = x > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from ._arrays import (
     check_range,
     finish,
     log_base,
+    safe_sqrt,
 )
 
 __all__ = [
@@ -216,12 +217,6 @@ def _mahalanobis_sq(chol: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
     return z.square().sum(dim=(-2, -1))
 
 
-def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    """``sqrt(max(x, 0))`` with gradient 0 (not inf) where ``x <= 0``."""
-    pos = x > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))),
-                       torch.zeros_like(x))
-
 
 # --------------------------------------------------------------------------------------------
 # Kernels on prepared float64 tensors
@@ -283,9 +278,9 @@ def _w2_squared(mp, sp, mq, sq, batch: torch.Size, tol: tuple[float, float]) -> 
         # Both singular: F = V diag(sqrt(w)) from the eigendecomposition of S_q, only on the
         # entries that need it (eigenvector gradients are unstable at repeated eigenvalues).
         w, v = torch.linalg.eigh(sq[neither])
-        factor = factor.index_put((neither,), v * _safe_sqrt(w).unsqueeze(-2))
+        factor = factor.index_put((neither,), v * safe_sqrt(w).unsqueeze(-2))
     m = factor.mT @ other @ factor
-    cross = _safe_sqrt(torch.linalg.eigvalsh(0.5 * (m + m.mT))).sum(-1)
+    cross = safe_sqrt(torch.linalg.eigvalsh(0.5 * (m + m.mT))).sum(-1)
     trace = torch.diagonal(pair, dim1=-2, dim2=-1).sum(dim=(0, -1))
     mean_term = (mp - mq).square().sum(-1)
     return (mean_term + (trace - 2.0 * cross).reshape(batch)).clamp_min(0.0)
@@ -447,7 +442,7 @@ def hellinger(
     _check_common(reduction, base)
     mp, sp, mq, sq, batch, wrap, dt = _prepare(mean_p, cov_p, mean_q, cov_q, validate)
     d_b = _renyi(mp, sp, mq, sq, 0.5) / 2.0
-    value = _safe_sqrt(-torch.expm1(-d_b)).clamp_max(1.0)
+    value = safe_sqrt(-torch.expm1(-d_b)).clamp_max(1.0)
     return _done(value, batch, dt, wrap, reduction, None)
 
 
@@ -495,7 +490,7 @@ def wasserstein2(
     # eigenvalues down to -tol * (largest |eigenvalue|) count as rounding of a PSD matrix
     tol = tuple(100.0 * sp.shape[-1] * torch.finfo(_orig_dtype(raw) or dt).eps
                 for raw in (cov_p, cov_q))
-    value = _safe_sqrt(_w2_squared(mp, sp, mq, sq, batch, tol))
+    value = safe_sqrt(_w2_squared(mp, sp, mq, sq, batch, tol))
     return _done(value, batch, dt, wrap, reduction, None)
 
 

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._arrays import ArrayLike, as_tensors, check_choice, check_range
+from ._arrays import ArrayLike, as_samples, as_tensors, check_choice, check_range, safe_sqrt
 from ._permutation import TestResult, check_permutations, permutation_pvalue
 
 __all__ = [
@@ -77,17 +77,13 @@ def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a[:, None, :] - b[None, :, :]).square().sum(-1)
 
 
-def _safe_sqrt(sq: torch.Tensor) -> torch.Tensor:
-    pos = sq > 0
-    return torch.where(pos, torch.where(pos, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))
-
 
 def _log_kernel(kernel: str, h: torch.Tensor | float) -> Callable[[torch.Tensor], torch.Tensor]:
     """``log k`` as a function of the squared distance."""
     if kernel == "gaussian":
         return lambda sq: -sq / (2.0 * h * h)
     if kernel == "laplacian":
-        return lambda sq: -_safe_sqrt(sq) / h
+        return lambda sq: -safe_sqrt(sq) / h
     if kernel == "imq":
         return lambda sq: -0.5 * torch.log1p(sq / (h * h))
     return lambda sq: -torch.log1p(sq / (2.0 * h * h))
@@ -131,21 +127,12 @@ def _gram(a: torch.Tensor, logk: Callable) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def _samples(t: torch.Tensor, name: str) -> torch.Tensor:
-    if t.ndim == 1:
-        t = t[:, None]
-    elif t.ndim != 2:
-        raise ValueError(f"{name} must have shape (n,) or (n, d); got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return t
-
 
 def _prepare(
     x: ArrayLike, y: ArrayLike, *, paired: bool, min_n: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor, Any]:
     (tx, ty), wrap = as_tensors(x, y, names=("x", "y"))
-    tx, ty = _samples(tx, "x"), _samples(ty, "y")
+    tx, ty = as_samples(tx, "x"), as_samples(ty, "y")
     if paired and tx.shape[0] != ty.shape[0]:
         raise ValueError(
             "x and y must have the same number of observations (paired samples); got "
@@ -171,7 +158,7 @@ def _median_heuristic(z: torch.Tensor) -> float:
         if n < 2:
             return 1.0
         iu = torch.triu_indices(n, n, offset=1, device=z.device)
-        d = _safe_sqrt(_sq_distances(z, z)[iu[0], iu[1]].double())
+        d = safe_sqrt(_sq_distances(z, z)[iu[0], iu[1]].double())
         med = float(torch.quantile(d, 0.5))  # numpy's median (mean of the middle two)
         if med > 0:
             return med
@@ -197,7 +184,7 @@ def median_bandwidth(x: ArrayLike, y: ArrayLike | None = None) -> float:
     """
     arrays = (x,) if y is None else (x, y)
     ts, _ = as_tensors(*arrays, names=("x", "y")[: len(arrays)])
-    ts = [_samples(t, n) for t, n in zip(ts, ("x", "y"))]
+    ts = [as_samples(t, n) for t, n in zip(ts, ("x", "y"))]
     return _median_heuristic(torch.cat(ts, 0))
 
 

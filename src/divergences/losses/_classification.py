@@ -21,6 +21,7 @@ import torch
 
 from .. import fdiv
 from .._arrays import REDUCTIONS, check_choice, check_range, compute_dtype, reduce
+from ._checks import check_float as _check_float
 
 __all__ = [
     "CompositionalOutput",
@@ -34,14 +35,6 @@ __all__ = [
 _EXP_CAP = 80.0
 
 
-def _check_float(x: object, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor; got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor; got dtype {x.dtype}")
-    if bool(torch.isnan(x).any()):
-        raise ValueError(f"{name} contains NaN")
-    return x
 
 
 def _check_logits_labels(

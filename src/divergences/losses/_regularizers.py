@@ -23,6 +23,7 @@ import torch
 
 from .. import dependence, discrete, kernels
 from .._arrays import REDUCTIONS, ArrayLike, as_tensors, check_choice, check_range, log_base
+from ._checks import check_float as _check_float
 
 __all__ = [
     "CSIBOutput",
@@ -34,14 +35,6 @@ __all__ = [
 ]
 
 
-def _check_float(x: object, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor; got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor; got dtype {x.dtype}")
-    if bool(torch.isnan(x).any()):
-        raise ValueError(f"{name} contains NaN")
-    return x
 
 
 # --------------------------------------------------------------------------------------------

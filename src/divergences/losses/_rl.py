@@ -21,6 +21,7 @@ import torch
 
 from .. import discrete, fdiv
 from .._arrays import REDUCTIONS, check_choice, check_range
+from ._checks import check_float as _check_float
 
 __all__ = ["SIRENOutput", "dph_penalty", "selective_entropy_regularizer"]
 
@@ -29,14 +30,6 @@ _LOG_RATIO_CLAMP = 20.0   # official k3: the log-ratio is clamped to [-20, 20]
 _K3_CLAMP = 10.0          # official k3: the value is clamped to [-10, 10]
 
 
-def _check_float(x: object, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor; got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor; got dtype {x.dtype}")
-    if bool(torch.isnan(x).any()):
-        raise ValueError(f"{name} contains NaN")
-    return x
 
 
 def _check_mask(mask: object, shape: torch.Size, name: str) -> torch.Tensor:
