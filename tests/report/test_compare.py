@@ -1,0 +1,325 @@
+"""divergences.report.compare: the numbers equal the library's, BH, determinism, errors."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import divergences as dv
+from divergences import kernels, transport
+from divergences.estimate import kl as knn_kl
+from divergences.estimate import mutual_information
+from divergences.report import InputError, Report, benjamini_hochberg, compare
+from divergences.report._columns import (
+    adaptive_edges,
+    bin_codes,
+    n_bins,
+    smoothed,
+    tie_noise,
+)
+from divergences.report._joint import standardize_pooled
+
+FAST = dict(permutations=19, n_boot=10)
+
+
+def _data(seed=0, n=150, m=120):
+    rng = np.random.default_rng(seed)
+    ref = {
+        "shift": rng.normal(0.0, 1.0, n),
+        "same": rng.normal(0.0, 1.0, n),
+        "colour": rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2]),
+        "y": rng.integers(0, 2, n),
+    }
+    cur = {
+        "shift": rng.normal(1.0, 1.0, m),
+        "same": rng.normal(0.0, 1.0, m),
+        "colour": rng.choice(["red", "green", "blue"], m, p=[0.2, 0.3, 0.5]),
+        "y": rng.integers(0, 2, m),
+    }
+    return ref, cur
+
+
+@pytest.fixture(scope="module")
+def small():
+    ref, cur = _data()
+    return ref, cur, compare(ref, cur, target="y", seed=3, **FAST)
+
+
+def test_numbers_equal_the_library_functions(small):
+    ref, cur, rep = small
+    r, c = ref["shift"], cur["shift"]
+    col = rep.column("shift")
+    m = col.measures
+    assert m["wasserstein"].value == pytest.approx(float(transport.wasserstein_1d(r, c)), rel=1e-12)
+    assert m["wasserstein"].value == pytest.approx(stats.wasserstein_distance(r, c), rel=1e-9)
+    assert m["ks"].value == pytest.approx(stats.ks_2samp(r, c).statistic, rel=1e-12)
+    edges = adaptive_edges(np.concatenate([r, c]), n_bins(min(r.size, c.size)))
+    assert np.allclose(edges, col.edges)
+    k = len(edges) - 1
+    hr = np.bincount(bin_codes(r, edges), minlength=k).astype(float)
+    hc = np.bincount(bin_codes(c, edges), minlength=k).astype(float)
+    assert hr.tolist() == col.reference_counts and hc.tolist() == col.current_counts
+    assert m["js"].value == pytest.approx(float(dv.js(hr / hr.sum(), hc / hc.sum())), rel=1e-12)
+    # PSI is Jeffreys' divergence of the smoothed histograms: sum (r - c) log(r / c)
+    pr, pc = smoothed(hr), smoothed(hc)
+    assert m["psi"].value == pytest.approx(float(np.sum((pr - pc) * np.log(pr / pc))), rel=1e-9)
+    noise = tie_noise(np.concatenate([r, c]))
+    assert m["kl"].value == pytest.approx(knn_kl(r, c, seed=3, noise=noise).value, rel=1e-12)
+    # categorical
+    cat = rep.column("colour")
+    assert cat.categories == ["blue", "green", "red"]
+    cr = np.array([np.sum(ref["colour"] == v) for v in cat.categories], float)
+    cc = np.array([np.sum(cur["colour"] == v) for v in cat.categories], float)
+    mc = cat.measures
+    assert mc["js"].value == pytest.approx(float(dv.js(cr / cr.sum(), cc / cc.sum())), rel=1e-12)
+    assert mc["tv"].value == pytest.approx(0.5 * np.abs(cr / cr.sum() - cc / cc.sum()).sum())
+    sr, sc = (cr + 0.5) / (cr.sum() + 1.5), (cc + 0.5) / (cc.sum() + 1.5)
+    assert mc["chi2"].value == pytest.approx(float(np.sum((sr - sc) ** 2 / sc)), rel=1e-9)
+
+
+def test_joint_and_mi_equal_the_library(small):
+    ref, cur, rep = small
+    x = np.column_stack([ref["shift"], ref["same"]])
+    y = np.column_stack([cur["shift"], cur["same"]])
+    zx, zy, keep = standardize_pooled(x, y)
+    assert keep.all()
+    pooled = np.vstack([x, y])
+    assert np.allclose(zx, (x - pooled.mean(0)) / pooled.std(0))
+    res = kernels.mmd_test(zx, zy, bandwidth=kernels.median_bandwidth(zx, zy),
+                           permutations=19, seed=3)
+    assert rep.joint["statistic"] == pytest.approx(res.statistic, rel=1e-12)
+    assert rep.joint["pvalue"] == res.pvalue
+    assert rep.joint["columns"] == ["shift", "same"]
+    mi = {row["column"]: row for row in rep.mutual_information}
+    target = np.concatenate([ref["y"], cur["y"]])
+    e = mutual_information(np.concatenate([ref["shift"], cur["shift"]]), target, seed=3)
+    assert mi["shift"]["value"] == pytest.approx(e.value, rel=1e-12)
+    assert (mi["shift"]["ci_low"], mi["shift"]["ci_high"]) == pytest.approx((e.ci_low, e.ci_high))
+    codes = np.unique(np.concatenate([ref["colour"], cur["colour"]]), return_inverse=True)[1]
+    e2 = mutual_information(codes.reshape(-1), target, seed=3)
+    assert mi["colour"]["value"] == pytest.approx(e2.value, rel=1e-12)
+    assert mi["colour"]["method"] == "discrete"
+    values = [row["value"] for row in rep.mutual_information]
+    assert values == sorted(values, reverse=True)
+    assert [row["rank"] for row in rep.mutual_information] == [1, 2, 3]
+
+
+def test_ranking_detection_and_intervals(small):
+    _, _, rep = small
+    names = [c.name for c in rep.columns]
+    js = [c.measures["js"].value for c in rep.columns]
+    assert js == sorted(js, reverse=True)
+    assert names[-1] == "same" or rep.column("same").measures["js"].qvalue > 0.05
+    shift = rep.column("shift").measures
+    for name, m in shift.items():
+        assert m.pvalue == pytest.approx(1 / 20), name     # the smallest possible p-value
+        assert m.ci_low <= m.ci_high
+    assert rep.column("same").measures["ks"].pvalue > 0.05
+    assert rep.column("colour").measures["tv"].pvalue == pytest.approx(1 / 20)
+    assert "y" not in names   # the target is not compared
+
+
+def test_benjamini_hochberg_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.20, np.nan, 0.02])
+    # sorted: 0.01, 0.02, 0.03, 0.04, 0.20 (m = 5): m p / i = 0.05, 0.05, 0.05, 0.05, 0.20
+    q = benjamini_hochberg(p)
+    assert np.allclose(q[[0, 5, 2, 1, 3]], [0.05, 0.05, 0.05, 0.05, 0.20])
+    assert np.isnan(q[4])
+    assert np.allclose(benjamini_hochberg([0.5, 0.9]), [0.9, 0.9])
+    assert benjamini_hochberg([]).shape == (0,)
+    rng = np.random.default_rng(0)
+    ps = rng.uniform(size=40) ** 3
+    assert np.allclose(benjamini_hochberg(ps), stats.false_discovery_control(ps, method="bh"))
+
+
+def test_report_qvalues_are_bh_of_pvalues(small):
+    _, _, rep = small
+    for name in ("js", "wasserstein", "psi", "ks", "kl", "tv", "chi2"):
+        having = [c.measures[name] for c in rep.columns if name in c.measures]
+        q = benjamini_hochberg([m.pvalue for m in having])
+        assert np.allclose([m.qvalue for m in having], q)
+
+
+def test_determinism_with_seed():
+    ref, cur = _data(1)
+    a = compare(ref, cur, seed=5, **FAST).to_json()
+    b = compare(ref, cur, seed=5, **FAST).to_json()
+    c = compare(ref, cur, seed=6, **FAST).to_json()
+    assert a == b
+    assert a != c
+
+
+def test_dataframes_and_dicts_agree():
+    pd = pytest.importorskip("pandas")
+    ref, cur = _data(2)
+    a = compare(ref, cur, **FAST).to_dict()
+    b = compare(pd.DataFrame(ref), pd.DataFrame(cur), **FAST).to_dict()
+    assert a["columns"] == b["columns"]
+
+
+def test_missing_values_sample_and_integer_categories():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=100)
+    x[:7] = np.nan
+    ref = {"x": x, "grade": rng.integers(1, 4, 100), "label": np.array(["a", None] * 50,
+                                                                         dtype=object)}
+    cur = {"x": rng.normal(size=80), "grade": rng.integers(1, 4, 80),
+           "label": np.array(["a", "b"] * 40, dtype=object)}
+    rep = compare(ref, cur, **FAST)
+    col = rep.column("x")
+    assert (col.n_reference, col.missing_reference, col.n_current) == (93, 7, 80)
+    assert rep.column("grade").kind == "categorical"          # <= 10 integer values
+    assert rep.column("grade").categories == ["1", "2", "3"]
+    assert rep.column("label").missing_reference == 50
+    sub = compare(ref, cur, sample=50, **FAST)
+    assert sub.meta["rows_reference"] == 50 and sub.meta["rows_current"] == 50
+
+
+def test_dates_are_skipped_with_a_reason():
+    rng = np.random.default_rng(0)
+    d = np.arange("2020-01", "2020-11", dtype="datetime64[M]")
+    ref = {"when": d, "x": rng.normal(size=10)}
+    cur = {"when": d, "x": rng.normal(size=10)}
+    rep = compare(ref, cur, **FAST)
+    assert [c.name for c in rep.columns] == ["x"]
+    assert rep.skipped[0]["column"] == "when"
+
+
+@pytest.mark.parametrize(
+    ("ref", "cur", "kw", "match"),
+    [
+        ({"a": [1.0, 2.0]}, {"b": [1.0, 2.0]}, {}, "share no column"),
+        ({"a": np.arange(9.0)}, {"a": np.arange(9.0)}, {"target": "t"}, "no target column 't'"),
+        ({"a": np.arange(9.0)}, {"a": np.arange(9.0)}, {"columns": ["zz"]}, "no column 'zz'"),
+        ({"a": np.full(9, np.nan)}, {"a": np.arange(9.0)}, {}, "'a' in reference: every value"),
+        ({"a": np.arange(9.0)}, {"a": np.array(["x"] * 9)}, {}, "'a' is numeric in reference"),
+        ({"a": np.array([1.0, "x", 2.0] * 3, dtype=object)}, {"a": np.arange(9.0)}, {},
+         "mixes numbers and text"),
+        ({"a": np.arange(9.0)}, {"a": [1.0, 2.0, 3.0, 4.5]}, {}, "at least 5"),
+        ({"a": np.arange(9.0)}, {"a": np.r_[np.arange(8.0), np.inf]}, {}, "infinite"),
+        ({"a": np.arange(9.0), "b": np.arange(3.0)}, {"a": np.arange(9.0)}, {},
+         "different lengths"),
+        ({}, {"a": [1.0]}, {}, "no columns"),
+        ({"a": np.zeros((3, 2))}, {"a": [1.0]}, {}, "must be 1-d"),
+    ],
+)
+def test_input_errors_name_the_column(ref, cur, kw, match):
+    with pytest.raises(InputError, match=match) as info:
+        compare(ref, cur, **FAST, **kw)
+    assert "\n" not in str(info.value)
+
+
+def test_argument_errors():
+    ref, cur = _data()
+    with pytest.raises(TypeError, match="DataFrame or a dict"):
+        compare([1, 2], cur)
+    with pytest.raises(ValueError, match="permutations"):
+        compare(ref, cur, permutations=0)
+    with pytest.raises(TypeError, match="n_boot"):
+        compare(ref, cur, n_boot=2.5)
+    with pytest.raises(ValueError, match="level"):
+        compare(ref, cur, level=1.5)
+    with pytest.raises(TypeError, match="not a string"):
+        compare(ref, cur, columns="shift")
+    with pytest.raises(InputError, match="is the target"):
+        compare(ref, cur, target="y", columns=["y"])
+
+
+def test_renderings(small):
+    _, _, rep = small
+    assert isinstance(rep, Report)
+    d = json.loads(rep.to_json())
+    assert set(d) == {"schema", "meta", "columns", "joint", "target", "skipped"}
+    assert d["schema"] == "divergences.report/1"
+    first = d["columns"][0]
+    assert {"name", "kind", "rank", "n_reference", "n_current", "measures", "bin_edges",
+            "categories", "reference_counts", "current_counts"} <= set(first)
+    assert set(first["measures"]["js"]) == {"value", "ci_low", "ci_high", "pvalue", "qvalue",
+                                            "units"}
+    assert set(d["joint"]) >= {"test", "statistic", "pvalue", "columns"}
+    assert d["target"]["name"] == "y" and len(d["target"]["mutual_information"]) == 3
+    assert d["meta"]["seed"] == 3
+    table = rep.table()
+    assert "shift" in table and "mutual information" in table
+    md = rep.to_markdown()
+    assert md.startswith("# Comparison report") and "| 1 | " in md
+    html = rep.to_html()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == len(rep.columns) + 2
+    for bad in ("http://", "https://", "<script", "<link", "src=", "url("):
+        assert bad not in html, bad
+    assert not any(math.isnan(c.measures["js"].qvalue) for c in rep.columns)
+
+
+def test_degenerate_columns_give_finite_results():
+    rng = np.random.default_rng(0)
+    ref = {"const": np.full(40, 3.5), "ties": rng.integers(0, 30, 40).astype(float),
+           "atom": np.r_[np.zeros(30), rng.normal(size=10)], "one": np.array(["a"] * 40)}
+    cur = {"const": np.full(30, 3.5), "ties": rng.integers(0, 30, 30).astype(float),
+           "atom": np.r_[np.zeros(5), rng.normal(size=25)], "one": np.array(["a"] * 30)}
+    rep = compare(ref, cur, **FAST)
+    const = rep.column("const")
+    assert const.kind == "numeric" and const.edges == [3.5]
+    for name in ("js", "wasserstein", "psi", "ks"):
+        assert const.measures[name].value == 0.0
+        assert const.measures[name].pvalue == 1.0
+    assert math.isfinite(const.measures["kl"].value)
+    assert rep.column("one").measures["tv"].value == 0.0
+    assert rep.joint["columns"] == ["ties", "atom"]          # the constant column is dropped
+    for c in rep.columns:
+        for m in c.measures.values():
+            assert all(math.isfinite(v) for v in (m.value, m.ci_low, m.ci_high, m.pvalue))
+
+
+def test_terminal_tables_rich_and_plain(small, monkeypatch):
+    import io
+    import sys
+
+    from divergences.report._render import print_table
+    _, _, rep = small
+    buf = io.StringIO()
+    print_table(rep, buf, use_rich=False)
+    assert buf.getvalue().strip() == rep.table()
+    monkeypatch.setitem(sys.modules, "rich.console", None)    # rich missing: plain text
+    buf = io.StringIO()
+    print_table(rep, buf)
+    assert buf.getvalue().strip() == rep.table()
+    monkeypatch.undo()
+    pytest.importorskip("rich")
+    buf = io.StringIO()
+    print_table(rep, buf)
+    text = buf.getvalue()
+    assert "columns ranked by Jensen-Shannon divergence" in text and "colour" in text
+
+
+def test_progress_callback_is_called_per_column():
+    ref, cur = _data(3)
+    calls = []
+    compare(ref, cur, progress=lambda done, total, col: calls.append((done, total, col)),
+            **FAST)
+    assert [c[:2] for c in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert {c[2] for c in calls} == {"shift", "same", "colour", "y"}
+
+
+def test_pandas_dtypes_nullable_strings_and_categories():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(5)
+    n = 40
+    ref = pd.DataFrame({
+        "s": pd.Series(rng.choice(["u", "v"], n)).astype("string"),
+        "cat": pd.Categorical(rng.choice(["p", "q", "r"], n)),
+        "i": pd.array(rng.integers(0, 100, n), dtype="Int64"),
+        "flag": rng.random(n) < 0.5,
+    })
+    ref.loc[0, "s"] = pd.NA
+    ref.loc[1, "i"] = pd.NA
+    cur = ref.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    rep = compare(ref, cur, **FAST)
+    kinds = {c.name: c.kind for c in rep.columns}
+    assert kinds == {"s": "categorical", "cat": "categorical", "i": "numeric",
+                     "flag": "categorical"}
+    assert rep.column("s").missing_reference == 1 and rep.column("i").missing_current == 1
+    assert rep.column("flag").categories == ["False", "True"]
+    for c in rep.columns:   # the same rows reordered: no difference in any histogram
+        assert abs(c.measures["js"].value) < 1e-12

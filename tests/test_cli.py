@@ -1,0 +1,233 @@
+"""The ``divergences`` command: end to end through main() and a subprocess, every error path."""
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pd = pytest.importorskip("pandas")
+
+from divergences import cli  # noqa: E402
+from divergences.report import compare  # noqa: E402
+from divergences.report._io import load_bundled, split_table  # noqa: E402
+
+FAST = ["--permutations", "9", "--n-boot", "5"]
+
+
+def _frames(seed=0):
+    rng = np.random.default_rng(seed)
+    ref = pd.DataFrame({"a": rng.normal(size=60), "b": rng.choice(["x", "y"], 60),
+                        "t": rng.integers(0, 2, 60)})
+    cur = pd.DataFrame({"a": rng.normal(0.5, 1.0, 50), "b": rng.choice(["x", "y"], 50),
+                        "t": rng.integers(0, 2, 50)})
+    return ref, cur
+
+
+@pytest.fixture
+def csvs(tmp_path):
+    ref, cur = _frames()
+    r, c = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    ref.to_csv(r, index=False)
+    cur.to_csv(c, index=False)
+    return r, c
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+def _run(argv, capsys):
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_report_two_csvs_writes_everything(csvs, tmp_path, capsys):
+    r, c = csvs
+    before = [_digest(r), _digest(c)]
+    out = tmp_path / "out"
+    rc, stdout, err = _run(["report", r, c, "--target", "t", "--out", out, "--no-rich",
+                            "--seed", "2", *FAST], capsys)
+    assert rc == 0, err
+    assert [_digest(r), _digest(c)] == before          # inputs never modified
+    for fmt, name in (("html", "report.html"), ("json", "report.json"), ("md", "report.md")):
+        assert f"wrote {fmt}" in stdout and str(out / name) in stdout
+        assert (out / name).stat().st_size > 0
+    d = json.loads((out / "report.json").read_text())
+    assert d["meta"]["reference"] == str(r) and d["meta"]["target"] == "t"
+    assert {c["name"] for c in d["columns"]} == {"a", "b"}
+    # the numbers equal the Python face on the same data
+    rep = compare(pd.read_csv(r), pd.read_csv(c), "t", seed=2, permutations=9, n_boot=5)
+    assert d["columns"] == json.loads(rep.to_json())["columns"]
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "http://" not in html and "https://" not in html
+    assert "mutual information" in stdout
+
+
+def test_existing_output_needs_force(csvs, tmp_path, capsys):
+    r, c = csvs
+    out = tmp_path / "out"
+    out.mkdir()
+    keep = out / "keep.txt"
+    keep.write_text("mine")
+    rc, _, err = _run(["report", r, c, "--out", out, *FAST], capsys)
+    assert rc == 2 and "--force" in err and "Traceback" not in err
+    assert keep.read_text() == "mine"
+    rc, _, _ = _run(["report", r, c, "--out", out, "--format", "json", "--force", *FAST],
+                    capsys)
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "report.json"]
+    assert keep.read_text() == "mine"          # --force replaces report files only
+
+
+def test_parquet_files_and_folders(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    ref, cur = _frames(1)
+    folder = tmp_path / "refdir"
+    folder.mkdir()
+    ref.iloc[:30].to_parquet(folder / "part-0.parquet")
+    ref.iloc[30:].to_parquet(folder / "part-1.parquet")
+    cur.to_parquet(tmp_path / "cur.parquet")
+    out = tmp_path / "o"
+    rc, _, err = _run(["report", folder, tmp_path / "cur.parquet", "--out", out,
+                       "--format", "json", "--columns", "a", *FAST], capsys)
+    assert rc == 0, err
+    d = json.loads((out / "report.json").read_text())
+    assert [c["name"] for c in d["columns"]] == ["a"]
+    assert d["columns"][0]["n_reference"] == 60
+
+
+def test_one_file_with_split(csvs, tmp_path, capsys):
+    r, _ = csvs
+    out = tmp_path / "o"
+    rc, stdout, err = _run(["report", r, "--split", "t=1", "--out", out, "--format", "md",
+                            "--no-rich", *FAST], capsys)
+    assert rc == 0, err
+    md = (out / "report.md").read_text()
+    assert "(t == 1)" in md and "| a |" not in md.split("##")[0]
+    df = pd.read_csv(r)
+    assert f"({int((df.t != 1).sum())} rows)" in stdout
+
+
+def test_bundled_default_matches_python_face(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cols = "mean radius,worst texture"
+    rc, stdout, err = _run(["report", "--columns", cols, "--format", "json", "--no-rich",
+                            *FAST], capsys)
+    assert rc == 0, err
+    out = tmp_path / "divergences-report"
+    assert "wrote json divergences-report/report.json" in stdout
+    d = json.loads((out / "report.json").read_text())
+    assert d["meta"]["rows_reference"] == 357 and d["meta"]["rows_current"] == 212
+    assert d["meta"]["target"] == "target"
+    ref, cur = split_table(load_bundled(), "diagnosis", "malignant", "bundled")
+    assert len(ref) == 357 and set(ref.columns) == set(cur.columns)
+    rep = compare(ref, cur, "target", columns=cols.split(","), permutations=9, n_boot=5)
+    assert d["columns"] == json.loads(rep.to_json())["columns"]
+    assert d["target"]["mutual_information"][0]["column"] == "mean radius"
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda d: [d / "missing.csv", d / "cur.csv"], "missing.csv: no such file"),
+        (lambda d: [_write(d / "bin.csv", bytes(range(256)) * 4), d / "cur.csv"],
+         "bin.csv: not a text CSV file"),
+        (lambda d: [_write(d / "empty.csv", b""), d / "cur.csv"], "empty.csv: the file is empty"),
+        (lambda d: [_write(d / "head.csv", b"a,b,t\n"), d / "cur.csv"], "head.csv: no rows"),
+        (lambda d: [_write(d / "latin.csv", "a\n\xe9\xe8\n".encode("latin-1")), d / "cur.csv"],
+         "latin.csv: not UTF-8"),
+        (lambda d: [_write(d / "bad.parquet", b"PAR1 not really"), d / "cur.csv"],
+         "bad.parquet: could not be read as Parquet"),
+        (lambda d: [_write(d / "other.csv", b"p,q\n1,2\n3,4\n"), d / "cur.csv"],
+         "share no column"),
+        (lambda d: [d / "ref.csv", d / "cur.csv", "--target", "nope"], "no target column 'nope'"),
+        (lambda d: [_write(d / "nan.csv", b"a,b,t\n,x,1\n,y,0\n"), d / "cur.csv"],
+         "column 'a' in .*nan.csv: every value is missing"),
+        (lambda d: [_write(d / "mixed.csv", b"a,b,t\n1,x,1\nfoo,y,0\n"), d / "cur.csv"],
+         "column 'a' is categorical in .*mixed.csv but numeric"),
+        (lambda d: [d / "ref.csv"], "one data set given"),
+        (lambda d: [d / "ref.csv", "--split", "t"], "COLUMN=VALUE"),
+        (lambda d: [d / "ref.csv", "--split", "t=7"], "no row has t == '7'"),
+        (lambda d: [d / "ref.csv", "--split", "zz=1"], "no column 'zz' to split on"),
+        (lambda d: [d / "ref.csv", d / "cur.csv", "--split", "t=1"], "--split takes one input"),
+        (lambda d: [d / "ref.csv", d / "cur.csv", "--format", "pdf"], "--format"),
+        (lambda d: [d / "ref.csv", d / "cur.csv", "--sample", "1"], "--sample must be"),
+        (lambda d: [d / "ref.csv", d / "cur.csv", "--columns", "a,zz"], "no column 'zz'"),
+        (lambda d: [_mkdir(d / "emptydir"), d / "cur.csv"], "holds no .csv or .parquet"),
+    ],
+)
+def test_error_paths(csvs, tmp_path, capsys, make, match):
+    r, c = csvs
+    argv = make(tmp_path)
+    before = [_digest(r), _digest(c)]
+    rc, _, err = _run(["report", *argv, "--out", tmp_path / "o", *FAST], capsys)
+    assert rc == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("divergences: error: "), err
+    assert re.search(match, lines[0]), lines[0]
+    assert not (tmp_path / "o").exists()
+    assert [_digest(r), _digest(c)] == before
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir()
+    return p
+
+
+def test_usage_errors(capsys):
+    rc, _, err = _run(["report", "--sample", "abc"], capsys)
+    assert rc == 2 and "invalid int value" in err and "Traceback" not in err
+    rc, out, _ = _run([], capsys)
+    assert rc == 2 and "report" in out
+    rc, out, _ = _run(["--help"], capsys)
+    assert rc == 0 and "bench" in out
+
+
+def test_bench_runs_the_source_checkout_suites(capsys, monkeypatch, tmp_path):
+    root = cli._repo_root()
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        pytest.skip("not a source checkout")
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
+    assert cli.main(["bench", "exact", "--help"]) == 0
+    assert calls == [([sys.executable, "-m", "benchmarks", "exact", "--help"], root)]
+    monkeypatch.setattr(cli, "_repo_root", lambda: tmp_path)
+    rc, _, err = _run(["bench"], capsys)
+    assert rc == 2 and "source repository" in err and len(err.strip().splitlines()) == 1
+
+
+def test_subprocess_end_to_end(csvs, tmp_path):
+    """One real process (each start imports torch, which is slow): an input error exits 2
+    with one line on stderr and no traceback. The success path runs through main() above."""
+    _, c = csvs
+    res = subprocess.run([sys.executable, "-m", "divergences.cli", "report",
+                          str(tmp_path / "nope.csv"), str(c), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stdout == ""
+    assert res.stderr.strip() == (
+        f"divergences: error: {tmp_path / 'nope.csv'}: no such file or folder")
+    assert not (tmp_path / "o").exists()
+
+
+def test_sample_option(csvs, tmp_path, capsys):
+    r, c = csvs
+    for value, rows in (("20", 20), ("0", 60)):
+        out = tmp_path / f"s{value}"
+        rc, _, err = _run(["report", r, c, "--sample", value, "--out", out, "--format", "json",
+                           *FAST], capsys)
+        assert rc == 0, err
+        meta = json.loads((out / "report.json").read_text())["meta"]
+        assert meta["rows_reference"] == rows
