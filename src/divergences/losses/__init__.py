@@ -10,14 +10,17 @@
   :class:`SparseDistillationLoss`: ``nn.Module`` faces.
 * The papers' objectives: preference and RL (:func:`f_dpo_loss`, :func:`f_dpg_loss`,
   :func:`dph_penalty`, :func:`selective_entropy_regularizer`), classification and
-  distillation (:func:`plackett_luce_distillation_loss`, :func:`comp_sum_loss`,
+  distillation (:func:`plackett_luce_distillation_loss`, :func:`sinkhorn_distillation_loss`,
+  :func:`balanced_distillation_loss`, :func:`comp_sum_loss`,
   :func:`compositional_nll`, :func:`nce_loss`) and regularisers
   (:func:`attention_entropy_penalty`, :func:`fairness_penalty`,
-  :func:`cs_information_bottleneck_loss`).
+  :func:`cs_information_bottleneck_loss`), with ``nn.Module`` faces (:class:`FDPOLoss`,
+  :class:`SinkhornDistillationLoss`, ...).
 
 Every divergence formula comes from the registry (:mod:`divergences.fdiv`).
 """
 
+from ._bdkd import BDKDOutput, balanced_distillation_loss
 from ._classification import (
     CompositionalOutput,
     comp_sum_loss,
@@ -38,20 +41,45 @@ from ._regularizers import (
     group_divergence,
 )
 from ._rl import SIRENOutput, dph_penalty, selective_entropy_regularizer, top_p_entropy
+from ._sinkd import sinkhorn_distillation_loss
 from ._sparse import sparse_distillation_loss
 from .modules import DistillationLoss, FusedLinearDistillationLoss, SparseDistillationLoss
+from .objective_modules import (
+    AttentionEntropyPenalty,
+    BalancedDistillationLoss,
+    CompSumLoss,
+    CSInformationBottleneckLoss,
+    DPHPenalty,
+    FairnessPenalty,
+    FDPOLoss,
+    PlackettLuceDistillationLoss,
+    SelectiveEntropyRegularizer,
+    SinkhornDistillationLoss,
+)
 
 __all__ = [
+    "AttentionEntropyPenalty",
+    "BDKDOutput",
+    "BalancedDistillationLoss",
     "CSIBOutput",
+    "CSInformationBottleneckLoss",
+    "CompSumLoss",
     "CompositionalOutput",
+    "DPHPenalty",
     "DistillationLoss",
     "DistillationOutput",
     "FDPGOutput",
+    "FDPOLoss",
+    "FairnessPenalty",
     "FusedLinearDistillationLoss",
+    "PlackettLuceDistillationLoss",
     "SIRENOutput",
+    "SelectiveEntropyRegularizer",
+    "SinkhornDistillationLoss",
     "SparseDistillationLoss",
     "attention_entropy",
     "attention_entropy_penalty",
+    "balanced_distillation_loss",
     "comp_sum_loss",
     "compositional_nll",
     "cs_information_bottleneck_loss",
@@ -65,6 +93,7 @@ __all__ = [
     "nce_loss",
     "plackett_luce_distillation_loss",
     "selective_entropy_regularizer",
+    "sinkhorn_distillation_loss",
     "smooth_adversarial_comp_sum_loss",
     "sparse_distillation_loss",
     "top_p_entropy",
