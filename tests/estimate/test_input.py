@@ -87,7 +87,7 @@ def test_unknown_method_lists_choices(xy):
     with pytest.raises(ValueError, match=r"method must be one of 'auto', 'ksg'"):
         mutual_information(x, y, method="kraskov")
     with pytest.raises(ValueError, match="method must be one of"):
-        entropy(x, method="kde")
+        entropy(x, method="parzen")
     with pytest.raises(ValueError, match="method must be one of"):
         conditional_mutual_information(x, y, x, method="mixed")
     with pytest.raises(ValueError, match="method must be one of 'knn'"):

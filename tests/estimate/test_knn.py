@@ -95,7 +95,20 @@ def test_auto_rule():
     rng = np.random.default_rng(8)
     x, y = _binormal(8, 500, 0.5)
     ints = rng.integers(0, 3, 500)
-    assert mutual_information(x, y).method == "ksg"
+    # Gaussian dependence: the copula value is kept; KSG is computed alongside
+    e = mutual_information(x, y)
+    assert e.method == "gaussian_copula"
+    assert set(e.details["auto"]) == {"ksg", "gaussian_copula", "gap", "threshold"}
+    # the interval is the union of the copula and KSG intervals
+    k = mutual_information(x, y, method="ksg")
+    c = mutual_information(x, y, method="gaussian_copula")
+    assert e.value == c.value and e.ci_method == "union"
+    assert e.ci_low == min(k.ci_low, c.ci_low) and e.ci_high == max(k.ci_high, c.ci_high)
+    assert mutual_information(x, y, base=2).value == pytest.approx(c.value / np.log(2))
+    # non-Gaussian dependence (y determined by |x|: zero correlation): KSG is kept
+    u = rng.normal(size=2000)
+    v = np.abs(u) + 0.1 * rng.normal(size=2000)
+    assert mutual_information(u, v).method == "ksg"
     assert mutual_information(ints, ints).method == "discrete"
     assert mutual_information(ints, y).method == "ross"
     zero_inflated = np.where(rng.random(500) < 0.3, 0.0, y)

@@ -15,9 +15,11 @@ permutations) is driven by an explicit ``seed`` (default 0): results are reprodu
 (1.39, 'discrete')
 """
 
+from ._compressed import compressed_mutual_information
 from ._divergence import js, kl
 from ._entropy import entropy
 from ._mi import conditional_mutual_information, mutual_information
+from ._neural import neural_mutual_information
 from ._permutation import IndependenceTestResult, independence_test
 from ._result import Estimate
 from ._spectral import diffusion_spectral_entropy, diffusion_spectral_mutual_information
@@ -25,6 +27,7 @@ from ._spectral import diffusion_spectral_entropy, diffusion_spectral_mutual_inf
 __all__ = [
     "Estimate",
     "IndependenceTestResult",
+    "compressed_mutual_information",
     "conditional_mutual_information",
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",
@@ -33,4 +36,5 @@ __all__ = [
     "js",
     "kl",
     "mutual_information",
+    "neural_mutual_information",
 ]

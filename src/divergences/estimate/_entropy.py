@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 
 from .._arrays import check_choice, log_base
-from . import _discrete, _input, _knn, _parametric
+from . import _discrete, _input, _kde, _knn, _parametric
 from ._result import Estimate, check_level, finalize, from_local, resample_interval
 
 ENTROPY_METHODS = (
-    "auto", *_discrete.ENTROPY_METHODS, "knn", "gaussian", "vasicek", "ebrahimi",
+    "auto", *_discrete.ENTROPY_METHODS, "knn", "kde", "gaussian", "vasicek", "ebrahimi",
 )
-CONTINUOUS = ("knn", "gaussian", "vasicek", "ebrahimi")
+CONTINUOUS = ("knn", "kde", "gaussian", "vasicek", "ebrahimi")
 CIS = ("normal", "bootstrap")
 
 
@@ -53,7 +53,11 @@ def entropy(
     Continuous: ``"knn"`` (Kozachenko-Leonenko,
     :math:`\psi(n) - \psi(k) + \log V_d + \frac{d}{n}\sum_i \log \varepsilon_i` with
     :math:`\varepsilon_i` the Euclidean distance to the k-th neighbour and :math:`V_d` the unit
-    ball volume), ``"gaussian"`` (:math:`\tfrac12 \log\det(2\pi e\,\Sigma)`, maximum
+    ball volume), ``"kde"`` (Gaussian-kernel density, leave-one-out resubstitution
+    :math:`-\frac1n\sum_i \log \hat f_{-i}(x_i)`, bandwidth by maximum leave-one-out
+    likelihood, a ``UserWarning`` in the extreme-value regime of Biroli-Mezard; see
+    :mod:`divergences.estimate._kde`, ``details`` has ``bandwidth``, ``regime``, ``alpha``;
+    ``O(n^2)`` time), ``"gaussian"``  (:math:`\tfrac12 \log\det(2\pi e\,\Sigma)`, maximum
     likelihood), ``"vasicek"`` and ``"ebrahimi"`` (1-D m-spacing estimators, window
     ``m = floor(sqrt(n) + 1/2)`` unless ``window`` is given).
 
@@ -140,6 +144,13 @@ def entropy(
 
         def local_fn(a: np.ndarray) -> np.ndarray:
             return _knn.kl_entropy_local(a, k)
+    elif method == "kde":
+        _, kde_details = _kde.kde_entropy_local(zs, seed)
+        details.update(kde_details)
+        bandwidth = float(kde_details["bandwidth"])
+
+        def local_fn(a: np.ndarray) -> np.ndarray:  # fixed bandwidth (and no re-warning)
+            return -_kde.loo_log_density(a, np.array([bandwidth]))[0]
     elif method == "gaussian":
         if n <= d:
             raise ValueError(f"gaussian entropy needs more samples than dimensions; got n={n}, d={d}")
@@ -159,7 +170,7 @@ def entropy(
 
     est = from_local(local_fn(zs), method, offset=offset, level=level, details=details)
     if ci == "bootstrap":
-        replacement = method == "gaussian"
+        replacement = method == "gaussian"  # kde: half-samples at the selected bandwidth
         if method == "knn" and n // 2 < k + 1:
             raise ValueError(f"ci='bootstrap' half-samples need n // 2 > k; got n={n}, k={k}")
         est = resample_interval(
