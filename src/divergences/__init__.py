@@ -9,19 +9,10 @@ samples and training losses.
 0.510826
 """
 
-from . import (
-    bounds,
-    coupling,
-    dependence,
-    estimate,
-    fdiv,
-    gaussian,
-    kernels,
-    llm,
-    losses,
-    text,
-    transport,
-)
+import importlib
+from typing import Any
+
+from . import fdiv
 from .discrete import (
     alpha_divergence,
     bhattacharyya,
@@ -41,6 +32,26 @@ from .fdiv import FDivergence
 
 __version__ = "0.1.0"
 
+# Subpackages load on first use (PEP 562): `import divergences` stays as cheap as the core, and
+# `divergences.estimate` (scipy.spatial), `divergences.losses` or `divergences.llm` cost their
+# import time only for the code that uses them.
+_SUBMODULES = frozenset({
+    "bounds", "coupling", "dependence", "distributed", "estimate", "gaussian", "kernels", "llm",
+    "losses", "report", "text", "transport",
+})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'divergences' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBMODULES)
+
 __all__ = [
     "FDivergence",
     "alpha_divergence",
@@ -50,6 +61,7 @@ __all__ = [
     "coupling",
     "cross_entropy",
     "dependence",
+    "distributed",
     "entropy",
     "estimate",
     "f_divergence",
@@ -63,6 +75,7 @@ __all__ = [
     "llm",
     "losses",
     "renyi",
+    "report",
     "skew_kl",
     "text",
     "transport",
