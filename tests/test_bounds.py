@@ -355,3 +355,43 @@ def test_xu_raginsky():
         bounds.xu_raginsky_bound(1.0, 10, -1.0)
     with pytest.raises(ValueError, match="do not broadcast"):
         bounds.xu_raginsky_bound(np.ones(2), np.ones(3), 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# representation_shift
+# --------------------------------------------------------------------------------------------
+
+
+def test_representation_shift_matches_closed_forms():
+    from divergences.bounds import representation_shift
+
+    rng = np.random.default_rng(7)
+    train = {"embed": rng.normal(size=(3000, 1)), "block": rng.normal(size=(3000, 2))}
+    test = {"embed": rng.normal(size=(3000, 1)) + 1.0, "block": rng.normal(size=(3000, 2))}
+    shifts = representation_shift(train, test)
+    assert [s.layer for s in shifts] == ["embed", "block"]
+    # N(1, 1) against N(0, 1): KL = 1/2 nat, W1 = 1 (1-D: sliced is exact)
+    assert shifts[0].kl.ci_low - 0.05 <= 0.5 <= shifts[0].kl.ci_high + 0.05
+    assert shifts[0].w1 == pytest.approx(1.0, abs=0.06)
+    # no shift: KL interval near 0, W1 small
+    assert shifts[1].kl.ci_low <= 0.02 and abs(float(shifts[1].kl)) < 0.05
+    assert shifts[1].w1 < 0.08
+    assert shifts[0].n_train == 3000 and shifts[0].n_test == 3000
+
+
+def test_representation_shift_inputs_and_errors():
+    from divergences.bounds import representation_shift
+
+    rng = np.random.default_rng(8)
+    a = [torch.randn(200, 3, generator=torch.Generator().manual_seed(0)), rng.normal(size=200)]
+    b = [rng.normal(size=(150, 3)), rng.normal(size=150)]
+    shifts = representation_shift(a, b, base=2)
+    assert [s.layer for s in shifts] == ["0", "1"] and shifts[0].kl.base == 2
+    with pytest.raises(ValueError, match="same layers"):
+        representation_shift(a, b[:1])
+    with pytest.raises(ValueError, match="widths differ"):
+        representation_shift([rng.normal(size=(50, 2))], [rng.normal(size=(50, 3))])
+    with pytest.raises(TypeError, match="list of per-layer arrays"):
+        representation_shift(rng.normal(size=(50, 2)), [rng.normal(size=(50, 2))])
+    with pytest.raises(ValueError, match="no layers"):
+        representation_shift([], [])

@@ -180,3 +180,29 @@ def test_branch_free_terms_match(name, params):
     for x, y in zip(g1, g2):
         torch.testing.assert_close(x, y)
         assert torch.isfinite(x).all()
+
+
+def test_f_distill_weights():
+    r = torch.tensor([0.05, 0.5, 1.0, 3.0, 40.0], dtype=torch.float64)
+    rc = r.clamp(0.1, 20.0)
+    for name, h in {"reverse_kl": torch.ones_like(rc), "kl": rc, "js": rc / (1 + rc),
+                    "squared_hellinger": rc.sqrt(), "jeffreys": 1 + rc,
+                    "neyman_chi2": 1 / rc}.items():
+        w = fdiv.f_distill_weights(r.log(), name)
+        torch.testing.assert_close(w, h / h.mean(), rtol=1e-12, atol=0)
+        assert w.mean().item() == pytest.approx(1.0)
+    raw = fdiv.f_distill_weights(r.log(), "kl", clip=None, normalize=False)
+    torch.testing.assert_close(raw, r)
+    # per-row normalisation, no gradient, numpy in / numpy out
+    lr = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    w = fdiv.f_distill_weights(lr, "js", dim=-1)
+    assert not w.requires_grad
+    torch.testing.assert_close(w.mean(-1), torch.ones(3, dtype=torch.float64))
+    import numpy as np
+    assert isinstance(fdiv.f_distill_weights(np.zeros(3)), np.ndarray)
+    with pytest.raises(ValueError, match="NaN"):
+        fdiv.f_distill_weights(torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match="clip"):
+        fdiv.f_distill_weights(torch.tensor([1e6]), clip=None)
+    with pytest.raises(ValueError, match="unknown f-divergence"):
+        fdiv.f_distill_weights(torch.zeros(2), "nope")

@@ -40,9 +40,9 @@ from typing import Any
 
 import torch
 
-from ._arrays import check_range
+from ._arrays import ArrayLike, as_tensors, check_range
 
-__all__ = ["FDivergence", "evaluate", "get", "names", "register"]
+__all__ = ["FDivergence", "evaluate", "f_distill_weights", "get", "names", "register"]
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 LogFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -204,6 +204,61 @@ def evaluate(
     :meth:`FDivergence.terms`, and so is ``zero_mass``.
     """
     return f.terms(lp, lq, sync=sync, zero_mass=zero_mass).sum(-1).clamp_min(0.0)
+
+
+def f_distill_weights(
+    log_density_ratio: ArrayLike,
+    divergence: str | FDivergence = "js",
+    *,
+    clip: tuple[float, float] | None = (0.1, 20.0),
+    normalize: bool = True,
+    dim: int | None = None,
+    **params: float,
+) -> Any:
+    r"""Per-sample weights :math:`h(r) = r^2 f''(r)` of f-distill and Uni-Instruct.
+
+    Distilling a diffusion model by minimising :math:`D_f(p \| q_\theta)` turns the score
+    difference of variational score distillation into a weighted one, each sample weighted by
+    :math:`h(r)` of its density ratio :math:`r = p/q` (f-distill, Xu et al. 2025; Uni-Instruct
+    uses the same weighting for its expanded f-divergence). ``log_density_ratio`` is
+    :math:`\log r` (a discriminator's logit, typically). The ratio is clipped to ``clip``
+    (``(0.1, 20)`` as in the official code; ``None`` for no clipping), :math:`h` comes from the
+    registry (:meth:`FDivergence.weight`), and with ``normalize=True`` the weights are divided by
+    their mean over ``dim`` (all entries by default), so the batch mean is 1.
+
+    Weights carry no gradient (they multiply a gradient; they are not optimised). NumPy in,
+    NumPy out; torch in, torch out.
+
+    ``reverse_kl`` gives 1 everywhere, ``kl`` gives :math:`r`, ``js`` :math:`\propto r/(1+r)`,
+    ``squared_hellinger`` :math:`\propto \sqrt r`, ``jeffreys`` :math:`1 + r`, ``neyman_chi2``
+    :math:`\propto 1/r`.
+
+    >>> import numpy as np
+    >>> from divergences.fdiv import f_distill_weights
+    >>> w = f_distill_weights(np.log([0.5, 1.0, 4.0]), "kl")
+    >>> np.round(w, 4), float(w.mean())
+    (array([0.2727, 0.5455, 2.1818]), 1.0)
+    >>> f_distill_weights(np.log([0.01, 100.0]), "kl", normalize=False)   # clipped to [0.1, 20]
+    array([ 0.1, 20. ])
+    """
+    fd = get(divergence, **params)
+    (t,), wrap = as_tensors(log_density_ratio, names=("log_density_ratio",))
+    with torch.no_grad():
+        if bool(torch.isnan(t).any()):
+            raise ValueError("log_density_ratio contains NaN")
+        r = torch.exp(t)
+        if clip is not None:
+            lo, hi = clip
+            check_range(lo, "clip[0]", 0.0, low_open=True)
+            check_range(hi, "clip[1]", lo)
+            r = r.clamp(lo, hi)
+        elif bool(torch.isinf(r).any()) or bool((r == 0).any()):
+            raise ValueError("log_density_ratio gives a ratio of 0 or inf; pass clip=(lo, hi)")
+        h = fd.weight(r)
+        if normalize:
+            mean = h.mean() if dim is None else h.mean(dim=dim, keepdim=True)
+            h = h / mean
+    return wrap(h)
 
 
 # --------------------------------------------------------------------------------------------
