@@ -48,6 +48,48 @@ def _pot_value(ot, a, b, m, reg):
 # --------------------------------------------------------------------------------------------
 
 
+def _cross_problem(n=60, seed=3):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, n, 2, generator=gen, dtype=torch.float64)
+    y = 0.2 * torch.randn(1, n, 2, generator=gen, dtype=torch.float64) + 0.5
+    la = torch.full((1, n), -math.log(n), dtype=torch.float64)
+    sched = _sinkhorn.epsilon_schedule(_sinkhorn.diameter(x, y), 2, 0.01, 0.5)
+    return _sinkhorn.Cost(x, y, 2, False), la, sched
+
+
+@pytest.mark.parametrize("omega", [1.0, 1.3, 1.5, 1.8])
+def test_overrelaxation_has_the_plain_fixed_point(omega):
+    cost, la, sched = _cross_problem()
+    plain = _sinkhorn.solve(cost, la, la, 0.01, sched, 1e-12, 50000, omega=1.0)
+    relaxed = _sinkhorn.solve(cost, la, la, 0.01, sched, 1e-12, 50000, omega=omega)
+    assert plain.converged and relaxed.converged
+    # Potentials are defined up to f + c, g - c: compare the plan-defining sums and the value.
+    torch.testing.assert_close(relaxed.f + relaxed.g[:, :1], plain.f + plain.g[:, :1],
+                               rtol=0, atol=1e-10)
+    torch.testing.assert_close(relaxed.g - relaxed.g[:, :1], plain.g - plain.g[:, :1],
+                               rtol=0, atol=1e-10)
+
+
+def test_overrelaxation_default_needs_fewer_iterations():
+    cost, la, sched = _cross_problem()
+    assert _sinkhorn.OVERRELAXATION == 1.5
+    plain = _sinkhorn.solve(cost, la, la, 0.01, sched, 1e-6, 50000, omega=1.0)
+    default = _sinkhorn.solve(cost, la, la, 0.01, sched, 1e-6, 50000)
+    assert default.converged and default.iterations < plain.iterations
+
+
+def test_overrelaxation_falls_back_to_plain_sinkhorn(monkeypatch):
+    # With no patience the factor drops to 1 at the first iteration without a new best error;
+    # a factor close to 2 (slow, oscillating) then still converges to the same fixed point.
+    cost, la, sched = _cross_problem()
+    monkeypatch.setattr(_sinkhorn, "RELAXATION_PATIENCE", 1)
+    plain = _sinkhorn.solve(cost, la, la, 0.01, sched, 1e-12, 50000, omega=1.0)
+    res = _sinkhorn.solve(cost, la, la, 0.01, sched, 1e-12, 50000, omega=1.99)
+    assert res.converged
+    torch.testing.assert_close(res.f + res.g[:, :1], plain.f + plain.g[:, :1], rtol=0,
+                               atol=1e-10)
+
+
 @pytest.mark.parametrize("p", [2, 1, 1.5])
 @pytest.mark.parametrize("backend", ["tensorized", "online"])
 def test_sinkhorn_matches_pot(rng, p, backend):
@@ -222,7 +264,7 @@ def test_divergence_nonnegative_and_symmetric(seed, n, m, eps, p):
     rng = np.random.default_rng(seed)
     x, y = rng.normal(size=(n, 2)) * 0.5, rng.normal(size=(m, 2)) * 0.7 + 0.3
     a, b = _simplex(rng, n), _simplex(rng, m)
-    opts = {"epsilon": eps, "p": p, "tol": 1e-11, "max_iter": 5000}
+    opts = {"epsilon": eps, "p": p, "tol": 1e-11, "max_iter": 50_000}
     raw = (sinkhorn(x, y, a, b, **opts) - 0.5 * sinkhorn(x, x, a, a, **opts)
            - 0.5 * sinkhorn(y, y, b, b, **opts))
     assert raw >= -1e-9                  # the law itself, before any clamping

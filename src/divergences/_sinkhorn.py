@@ -34,13 +34,24 @@ import torch
 BLOCK_ELEMENTS = 1 << 20
 
 # backend="auto" uses the dense cost matrix up to this many entries B * n * m, and the online
-# backend above it. How it was chosen: memory, not speed. At 5,000 x 5,000 the dense matrix,
-# its transpose and one temporary of the same size take about 300 MB in float32 (600 MB in
-# float64); the dense path does less work per iteration (no cost recomputation), so it is the
-# faster one wherever it fits, and geomloss switches at the same 5,000^2 pairs. This is a
-# default to be confirmed by benchmarks/transport.py (timings on the 2-core development
-# machine were too noisy to set a speed crossover).
+# backend above it. Set by memory, not speed: the dense path is the faster one wherever it fits.
+# Measured (benchmarks/transport.py, section "divergence", results_transport.md, 2026-11-29,
+# preliminary, 2 threads on a loaded 2-core machine): sinkhorn_divergence at n = 5,000 took
+# 26 s dense and 369 s online (same value). At 5,000 x 5,000 the dense matrix, its transpose
+# and one temporary take about 300 MB in float32 (600 MB in float64); at 20,000 per side they
+# would take about 5 GB, where the online backend needs 27 MB above its inputs (same file,
+# section "online"). geomloss switches at the same 5,000^2 pairs. BLOCK_ELEMENTS was not
+# re-tuned: the per-block timings (section "backends") were too noisy on that machine.
 AUTO_MAX_ENTRIES = 5000 * 5000
+
+# Over-relaxation of the Sinkhorn updates at the target epsilon (see :func:`solve`). Measured
+# (benchmarks/transport.py, section "overrelaxation", results_transport.md: soft-min
+# evaluations to reach tol=1e-3 on the benchmark clouds at epsilon=0.01, n=1500, float64,
+# annealing included): omega = 1: 64, 1.3: 44, 1.5: 36, 1.7: 52, 1.9: 128; the value error
+# against a converged solve is no larger.
+OVERRELAXATION = 1.5
+# Iterations without a new best marginal error before the solver falls back to omega = 1.
+RELAXATION_PATIENCE = 20
 
 
 def pairwise_cost(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
@@ -155,27 +166,43 @@ def _marginal_error(logw: torch.Tensor, h_old: torch.Tensor, h_new: torch.Tensor
 
 
 def solve(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, epsilon: float,
-          schedule: list[float], tol: float, max_iter: int) -> Result:
+          schedule: list[float], tol: float, max_iter: int,
+          omega: float | None = None) -> Result:
     """Alternating log-domain Sinkhorn; one sweep per annealing stage, then to convergence.
 
     The error is the L1 distance between the plan's column sums and ``b`` after an update
-    of ``f`` (the row sums are then exact). Runs without autograd.
+    of ``f`` (the row sums are then exact). At the target epsilon the updates are
+    over-relaxed, ``f <- (1 - omega) f + omega T(g)`` (and the same for ``g``), with
+    ``omega`` = :data:`OVERRELAXATION` by default; ``omega = 1`` is plain Sinkhorn. Both have
+    the same fixed point. If the error has not improved on its best value for
+    :data:`RELAXATION_PATIENCE` iterations, the solver falls back to ``omega = 1``, which
+    always converges. The returned pair is a plain (unrelaxed) update, ``g = T(f)``, so the
+    column sums of its plan are exact. Runs without autograd.
     """
+    omega = OVERRELAXATION if omega is None else float(omega)
     with torch.no_grad():
         g = torch.zeros_like(logb)
         for eps in schedule[:-1]:
             f = cost.softmin(eps, g, logb, "x")
             g = cost.softmin(eps, f, loga, "y")
         f = cost.softmin(epsilon, g, logb, "x")
-        err, it = math.inf, 0
+        err, best, stalled, it = math.inf, math.inf, 0, 0
         while it < max_iter:
             it += 1
             g_new = cost.softmin(epsilon, f, loga, "y")
             err = _marginal_error(logb, g, g_new, epsilon)
-            g = g_new
-            if err <= tol:
+            if err <= tol or it == max_iter:
+                g = g_new
                 break
-            f = cost.softmin(epsilon, g, logb, "x")
+            if err < best:
+                best, stalled = err, 0
+            else:
+                stalled += 1
+                if stalled >= RELAXATION_PATIENCE:
+                    omega = 1.0
+            g = g_new if omega == 1.0 else torch.lerp(g, g_new, omega)
+            f_new = cost.softmin(epsilon, g, logb, "x")
+            f = f_new if omega == 1.0 else torch.lerp(f, f_new, omega)
         return Result(f, g, err, it, err <= tol)
 
 

@@ -259,7 +259,11 @@ def sinkhorn(
     Convergence: Sinkhorn converges linearly, but its rate degrades as ``epsilon`` falls below
     the spread of the costs; at intermediate ``epsilon`` (the plan almost, but not quite, a
     permutation) it can become very slow, as POT's ``sinkhorn_log`` does on the same
-    problems. Epsilon-scaling gives a good start, not a faster rate. When ``tol`` is not met
+    problems. Epsilon-scaling gives a good start, not a faster rate; at the target ``epsilon``
+    the updates are over-relaxed (``f <- f + omega (T(g) - f)``, ``omega = 1.5``, falling
+    back to plain updates if the error stalls), which has the same fixed point and, on the
+    benchmark clouds, needs about 40% fewer iterations (``benchmarks/transport.py``,
+    section ``overrelaxation``). When ``tol`` is not met
     the warning says so; the value returned is then the dual objective of the last iterate
     (one of its marginals is exact, so its plan has mass 1), which is a lower bound on
     ``OT_eps``.

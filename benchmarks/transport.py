@@ -1,0 +1,395 @@
+"""Benchmark ``transport``: Sinkhorn divergence against POT and geomloss, side by side.
+
+Run from the repository root::
+
+    python -m benchmarks.transport            # full sizes, appends to benchmarks/results_transport.md
+    python -m benchmarks.transport --quick    # tiny sizes: checks the machinery; not recorded
+
+Data: ``x`` uniform on the unit square, ``y`` Gaussian with mean ``(0.6, 0.4)`` and standard
+deviation ``0.2`` per axis, ``n`` points each (seeded), float32. Cost ``|x - y|^2``,
+``epsilon = 0.01``, torch CPU with ``--threads`` (default 2) intra-op threads.
+
+Sections (one table each):
+
+``divergence``
+    ``S_eps = OT_eps(x, y) - OT_eps(x, x)/2 - OT_eps(y, y)/2`` at ``n = 5,000``:
+
+    - ours: ``divergences.transport.sinkhorn_divergence(x, y, epsilon=eps)`` (``backend="auto"``,
+      i.e. the dense cost matrix at this size) and with ``backend="online"``;
+    - POT ``ot.sinkhorn2(a, b, ot.dist(x, y), eps, method=...)`` for the three terms, with
+      ``method="sinkhorn"`` (float64: in float32 its kernel ``exp(-C/eps)`` underflows) and
+      ``method="sinkhorn_log"`` (float32). ``sinkhorn2`` returns ``<P, C>`` without the entropy,
+      so ``OT_eps`` is formed from its scalings as ``eps (<a, log u/a> + <b, log v/b>)`` (the
+      dual value, the same quantity as ours). Its stopping threshold is an L2 norm of the
+      marginal error; ``stopThr = tol / sqrt(n)`` makes it at least as strict as our L1
+      ``tol = 1e-3``;
+    - geomloss ``2 * SamplesLoss("sinkhorn", p=2, blur=sqrt(eps / 2), scaling=s,
+      backend="tensorized")(x, y)`` (its cost is ``|x - y|^2 / 2``), with its default
+      ``scaling=0.5`` and with ``scaling=0.9``. The reference value is geomloss with
+      ``scaling=0.95`` (``--ref-scaling``), run once.
+
+    Implementations run interleaved, ``--rounds`` rounds (the order rotates each round; the
+    slow ones, :data:`ONCE`, only in the first); the table gives the median and minimum time,
+    the number of timed calls and each value's relative error against the reference.
+``online``
+    ours with ``backend="online"`` at ``n = 20,000`` per side (``--n-online``), run once in a
+    fresh subprocess that reports its wall time and its peak resident memory above the inputs
+    (``benchmarks._runner.measure_peak``); target below 2 GiB.
+``overrelaxation``
+    Soft-min evaluations (half-iterations, annealing included) that
+    ``divergences._sinkhorn.solve`` needs to reach ``tol = 1e-3`` on the cross term at
+    ``n = 1,500``, float64, for several over-relaxation factors ``omega``, and the relative
+    error of the value against a solve to ``tol = 1e-9``. Deterministic (no timing): it sets
+    ``divergences._sinkhorn.OVERRELAXATION``.
+``backends``
+    One soft-min (``Cost.softmin``) on the dense and the online backend at several sizes and,
+    for the online backend at ``n = 5,000``, several block sizes (median of ``--softmin-repeats``
+    interleaved calls). It sets ``AUTO_MAX_ENTRIES`` and ``BLOCK_ELEMENTS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from divergences import _sinkhorn
+from divergences.transport import sinkhorn_divergence
+
+from ._runner import ROOT, Case, Impl, machine_info, machine_line, measure_peak, set_threads
+
+NAME = "transport"
+RESULTS = Path(__file__).resolve().parent / "results_transport.md"
+EPS = 0.01
+TOL = 1e-3
+FULL = {"n": 5000, "n_online": 20000, "rounds": 3, "n_iter": 1500,
+        "softmin_sizes": [1000, 2500, 5000], "blocks": [1 << 16, 1 << 18, 1 << 20, 1 << 22],
+        "softmin_repeats": 5, "ref_scaling": 0.95}
+QUICK = {"n": 400, "n_online": 1000, "rounds": 1, "n_iter": 300,
+         "softmin_sizes": [200, 400], "blocks": [1 << 14, 1 << 16], "softmin_repeats": 2,
+         "ref_scaling": 0.9}
+
+
+def clouds(n: int, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """The benchmark clouds: ``x`` uniform on the unit square, ``y ~ N((0.6, 0.4), 0.2^2 I)``."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, generator=gen, dtype=dtype)
+    y = 0.2 * torch.randn(n, 2, generator=gen, dtype=dtype) + torch.tensor([0.6, 0.4],
+                                                                            dtype=dtype)
+    return x, y
+
+
+# --------------------------------------------------------------------------------------------
+# Implementations of S_eps(x, y)
+# --------------------------------------------------------------------------------------------
+
+
+def ours(backend: str):
+    def run(inp):
+        return float(sinkhorn_divergence(inp["x"], inp["y"], epsilon=EPS, tol=TOL,
+                                         backend=backend))
+    return run
+
+
+def pot(method: str):
+    import ot
+
+    dtype = torch.float64 if method == "sinkhorn" else torch.float32
+
+    def ot_eps(u, v):
+        n, m = u.shape[0], v.shape[0]
+        a = torch.full((n,), 1.0 / n, dtype=dtype)
+        b = torch.full((m,), 1.0 / m, dtype=dtype)
+        cost = ot.dist(u, v)  # squared Euclidean
+        _, log = ot.sinkhorn2(a, b, cost, EPS, method=method, numItermax=100000,
+                              stopThr=TOL / math.sqrt(m), log=True, warn=False)
+        if method == "sinkhorn":
+            lu, lv = torch.log(log["u"]), torch.log(log["v"])
+        else:
+            lu, lv = log["log_u"], log["log_v"]
+        return EPS * float((a * (lu - a.log())).sum() + (b * (lv - b.log())).sum())
+
+    def run(inp):
+        x, y = inp["x"].to(dtype), inp["y"].to(dtype)
+        return ot_eps(x, y) - 0.5 * ot_eps(x, x) - 0.5 * ot_eps(y, y)
+    return run
+
+
+def geomloss(scaling: float):
+    import geomloss as gl
+
+    loss = gl.SamplesLoss("sinkhorn", p=2, blur=math.sqrt(EPS / 2), scaling=scaling,
+                          backend="tensorized")
+
+    def run(inp):
+        return 2.0 * float(loss(inp["x"], inp["y"]))
+    return run
+
+
+def make_cases(config: dict[str, Any]) -> list[Case]:
+    """The ``online`` case in the runner's protocol (its memory child imports this module)."""
+    n = config["n_online"]
+
+    def setup():
+        x, y = clouds(n)
+        return {"x": x, "y": y}
+
+    def small():
+        x, y = clouds(64)
+        return {"x": x, "y": y}
+
+    return [Case("online", setup, (Impl("ours[online]", _timed(ours("online")), ours=True),),
+                 warmup_setup=small)]
+
+
+_LAST: dict[str, float] = {}
+
+
+def _timed(fn):
+    def run(inp):
+        t0 = time.perf_counter()
+        value = fn(inp)
+        _LAST["seconds"], _LAST["value"] = time.perf_counter() - t0, value
+        return {"value": np.array([value])}
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+# The slow implementations (minutes each at n = 5,000) run in the first round only, so that the
+# whole script stays under 10 minutes on a quiet machine; their min equals their median.
+ONCE = ("ours[online]", "POT sinkhorn2[sinkhorn_log]", "geomloss[scaling=0.9]")
+
+
+def divergence_section(cfg: dict[str, Any]) -> list[str]:
+    x, y = clouds(cfg["n"])
+    inp = {"x": x, "y": y}
+    impls = [("ours", ours("auto")), ("ours[online]", ours("online")),
+             ("POT sinkhorn2[sinkhorn] (float64)", pot("sinkhorn")),
+             ("POT sinkhorn2[sinkhorn_log]", pot("sinkhorn_log")),
+             ("geomloss[scaling=0.5]", geomloss(0.5)), ("geomloss[scaling=0.9]", geomloss(0.9))]
+    print(f"reference: geomloss scaling={cfg['ref_scaling']} ...", flush=True)
+    t0 = time.perf_counter()
+    ref = geomloss(cfg["ref_scaling"])(inp)
+    ref_s = time.perf_counter() - t0
+    times: dict[str, list[float]] = {name: [] for name, _ in impls}
+    values: dict[str, float] = {}
+    gc.collect()
+    for r in range(cfg["rounds"]):
+        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        for name, fn in order:
+            if r > 0 and name in ONCE:
+                continue
+            t0 = time.perf_counter()
+            values[name] = fn(inp)
+            times[name].append(time.perf_counter() - t0)
+            print(f"  round {r + 1} {name}: {times[name][-1]:.2f} s, value {values[name]:.7g}",
+                  flush=True)
+    best_peer = min((n for n, _ in impls if not n.startswith("ours")),
+                    key=lambda n: statistics.median(times[n]))
+    lines = [
+        f"### divergence: n = {cfg['n']:,} per side, 2-D, epsilon = {EPS}, cost |x-y|^2",
+        "",
+        f"Reference value: geomloss scaling={cfg['ref_scaling']}: {ref:.8g} "
+        f"({ref_s:.1f} s, one call). {cfg['rounds']} interleaved round(s).",
+        "",
+        "| implementation | median s | min s | calls | value | rel. error vs reference "
+        "| ours/this time |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    ours_t = statistics.median(times["ours"])
+    for name, _ in impls:
+        med = statistics.median(times[name])
+        ratio = "-" if name == "ours" else f"{ours_t / med:.2f}x"
+        rel = (values[name] - ref) / ref
+        label = f"**{name}**" if name.startswith("ours") else name
+        lines.append(f"| {label} | {med:.2f} | {min(times[name]):.2f} | {len(times[name])} | {values[name]:.7g} | "
+                     f"{rel:+.2e} | {ratio} |")
+    rel_ours = abs(values["ours"] - ref) / abs(ref)
+    faster = ours_t < statistics.median(times[best_peer])
+    lines += ["", f"Target (faster than every peer, value within 0.5% of the reference): "
+              f"ours {ours_t:.2f} s vs fastest peer {best_peer} "
+              f"{statistics.median(times[best_peer]):.2f} s, error {rel_ours:.2e}: "
+              + ("met" if faster and rel_ours <= 5e-3 else "**missed**"), ""]
+    return lines
+
+
+def online_child(n: int) -> dict[str, Any]:
+    """In a fresh process: time and peak memory of one online solve at ``n`` per side."""
+    case = make_cases({"n_online": n})[0]
+    mem = measure_peak(case, case.impls[0])
+    return {**mem, "seconds": _LAST["seconds"], "value": _LAST["value"]}
+
+
+def online_section(cfg: dict[str, Any], threads: int) -> list[str]:
+    n = cfg["n_online"]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(ROOT)] + [p for p in sys.path if p]))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.transport", "--child-online",
+                           str(n), "--threads", str(threads)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False)
+    out = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not out:
+        raise RuntimeError(f"online child failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    res = json.loads(out[-1])
+    gib = res["peak_bytes"] / 2**30
+    bound = "<= " if res["lower_bound"] else ""
+    return [
+        f"### online: n = {n:,} per side, backend=\"online\", epsilon = {EPS}", "",
+        "One call in a fresh subprocess; peak = VmHWM - VmRSS before the call "
+        "(benchmarks._runner.measure_peak).", "",
+        "| implementation | s | peak MiB above inputs | value |", "|---|---:|---:|---:|",
+        f"| **ours[online]** | {res['seconds']:.1f} | {bound}{res['peak_bytes'] / 2**20:.1f} | "
+        f"{res['value']:.7g} |", "",
+        f"Target (under 2 GiB): {gib:.3f} GiB: " + ("met" if gib < 2 else "**missed**"), "",
+    ]
+
+
+def overrelaxation_section(cfg: dict[str, Any]) -> list[str]:
+    n = cfg["n_iter"]
+    x, y = clouds(n, dtype=torch.float64)
+    x, y = x[None], y[None]
+    shift = torch.cat([x, y], 1).mean(1, keepdim=True)
+    cost = _sinkhorn.Cost(x - shift, y - shift, 2, False)
+    la = torch.full((1, n), -math.log(n), dtype=torch.float64)
+    sched = _sinkhorn.epsilon_schedule(_sinkhorn.diameter(x, y), 2, EPS, 0.5)
+    calls = [0]
+    plain = cost.softmin
+
+    def counted(*args):
+        calls[0] += 1
+        return plain(*args)
+
+    cost.softmin = counted
+
+    def value(res):
+        return float((la.exp() * res.f).sum() + (la.exp() * res.g).sum())
+
+    ref = value(_sinkhorn.solve(cost, la, la, EPS, sched, 1e-9, 100000))
+    lines = [f"### overrelaxation: soft-min evaluations to tol = {TOL:g}, cross term, "
+             f"n = {n:,}, float64, epsilon = {EPS}", "",
+             f"{len(sched) - 1} annealing stages (2 soft-mins each) are included.", "",
+             "| omega | soft-min evaluations | rel. error of OT_eps vs tol=1e-9 |",
+             "|---:|---:|---:|"]
+    for omega in (1.0, 1.3, 1.5, 1.7, 1.9):
+        calls[0] = 0
+        res = _sinkhorn.solve(cost, la, la, EPS, sched, TOL, 100000, omega=omega)
+        lines.append(f"| {omega:g} | {calls[0]} | {(value(res) - ref) / ref:+.1e} |")
+    return [*lines, "", f"Default: omega = {_sinkhorn.OVERRELAXATION:g}.", ""]
+
+
+def _softmin_ms(cost, h, logw, repeats: int) -> float:
+    cost.softmin(EPS, h, logw, "x")
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        cost.softmin(EPS, h, logw, "x")
+        out.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(out)
+
+
+def backends_section(cfg: dict[str, Any]) -> list[str]:
+    reps = cfg["softmin_repeats"]
+    lines = ["### backends: one soft-min, float32, p = 2 (median ms)", "",
+             "| n = m | dense | online (BLOCK_ELEMENTS) | online/dense |", "|---:|---:|---:|---:|"]
+    for n in cfg["softmin_sizes"]:
+        x, y = clouds(n)
+        x, y = x[None] - 0.5, y[None] - 0.5
+        h = torch.zeros(1, n)
+        lw = torch.full((1, n), -math.log(n))
+        dense = _sinkhorn.Cost(x, y, 2, False)
+        online = _sinkhorn.Cost(x, y, 2, True)
+        d, o = [], []
+        for _ in range(reps):  # interleaved
+            d.append(_softmin_ms(dense, h, lw, 1))
+            o.append(_softmin_ms(online, h, lw, 1))
+        del dense
+        lines.append(f"| {n:,} | {statistics.median(d):.1f} | {statistics.median(o):.1f} | "
+                     f"{statistics.median(o) / statistics.median(d):.2f} |")
+    n = max(cfg["softmin_sizes"])
+    x, y = clouds(n)
+    x, y = x[None] - 0.5, y[None] - 0.5
+    h = torch.zeros(1, n)
+    lw = torch.full((1, n), -math.log(n))
+    lines += ["", f"Online backend at n = {n:,}, by block size (entries per block):", "",
+              "| block entries | median ms |", "|---:|---:|"]
+    costs = {b: _sinkhorn.Cost(x, y, 2, True, block_elements=b) for b in cfg["blocks"]}
+    ms: dict[int, list[float]] = {b: [] for b in costs}
+    for _ in range(reps):
+        for b, c in costs.items():
+            ms[b].append(_softmin_ms(c, h, lw, 1))
+    for b in costs:
+        lines.append(f"| 2^{int(math.log2(b))} | {statistics.median(ms[b]):.1f} |")
+    return [*lines, "", f"Current defaults: AUTO_MAX_ENTRIES = {_sinkhorn.AUTO_MAX_ENTRIES:,}, "
+                    f"BLOCK_ELEMENTS = 2^{int(math.log2(_sinkhorn.BLOCK_ELEMENTS))}.", ""]
+
+
+SECTIONS = ("divergence", "online", "overrelaxation", "backends")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.transport",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes; not recorded")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of the divergence case")
+    parser.add_argument("--n", type=int, help="points per side of the divergence case")
+    parser.add_argument("--n-online", type=int, help="points per side of the online case")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--results", type=Path, help=f"results file (default {RESULTS.name})")
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--note", help="a line written under the heading")
+    parser.add_argument("--child-online", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    if args.child_online:
+        print(json.dumps(online_child(args.child_online)), flush=True)
+        return 0
+    cfg = dict(QUICK if args.quick else FULL)
+    for key in ("rounds", "n", "n_online"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    machine = machine_info()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    lines = [f"## {started} · benchmarks.transport" + (" · quick" if args.quick else ""), ""]
+    if args.note:
+        lines += [f"*{args.note}*", ""]
+    lines += [f"- Machine: {machine_line(machine)}", ""]
+    t_start = time.perf_counter()
+    sections = {"divergence": lambda: divergence_section(cfg),
+                "online": lambda: online_section(cfg, args.threads),
+                "overrelaxation": lambda: overrelaxation_section(cfg),
+                "backends": lambda: backends_section(cfg)}
+    for name in SECTIONS:
+        if name in args.sections:
+            print(f"[{name}]", flush=True)
+            lines += sections[name]()
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    lines += [f"Total {time.perf_counter() - t_start:.0f} s; load average at the end {load}.", ""]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    path = args.results or (None if args.quick or args.no_record else RESULTS)
+    if path is not None and not args.no_record:
+        old = path.read_text() if path.exists() else "# Transport and dependence benchmarks\n\n"
+        path.write_text(old.rstrip("\n") + "\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
