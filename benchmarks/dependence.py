@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python -m benchmarks.dependence            # n = 100,000 and 1,000,000; appends to
-                                               # benchmarks/results_transport.md
+                                               # benchmarks/RESULTS.md
     python -m benchmarks.dependence --quick    # tiny sizes: checks the machinery; not recorded
 
 Data: ``x ~ N(0, 1)``, ``y = x + N(0, 1)`` (NumPy ``default_rng(seed)``), float64, ``n`` pairs.
@@ -33,7 +33,7 @@ import numpy as np
 from ._runner import ROOT, Case, Impl, machine_info, machine_line, measure_peak, set_threads
 
 NAME = "dependence"
-RESULTS = Path(__file__).resolve().parent / "results_transport.md"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 FULL = {"sizes": [100_000, 1_000_000], "rounds": 5}
 QUICK = {"sizes": [1_000, 10_000], "rounds": 2}
 

@@ -1,6 +1,6 @@
 """Mutual-information accuracy suite: estimators against ground truth, after Beyond Normal.
 
-``python -m benchmarks.mi [--quick] [--n 5000] [--seeds 3] [--out benchmarks/results_mi.md]``
+``python -m benchmarks.mi [--quick] [--n 5000] [--seeds 3] [--out benchmarks/RESULTS.md]``
 
 Every task draws paired samples ``(x, y)`` whose mutual information is known exactly (closed
 forms below; the mixed and discrete tasks by exact sums over their finitely many pieces). On
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cov-seeds", type=int, default=20)
     p.add_argument("--n-boot", type=int, default=30)
     p.add_argument("--speed-n", type=int, default=100_000)
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results_mi.md"))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     p.add_argument("--no-record", action="store_true")
     a = p.parse_args(argv)
     if a.quick:

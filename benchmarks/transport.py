@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m benchmarks.transport            # full sizes, appends to benchmarks/results_transport.md
+    python -m benchmarks.transport            # full sizes, appends to benchmarks/RESULTS.md
     python -m benchmarks.transport --quick    # tiny sizes: checks the machinery; not recorded
 
 Data: ``x`` uniform on the unit square, ``y`` Gaussian with mean ``(0.6, 0.4)`` and standard
@@ -70,7 +70,7 @@ from divergences.transport import sinkhorn_divergence
 from ._runner import ROOT, Case, Impl, machine_info, machine_line, measure_peak, set_threads
 
 NAME = "transport"
-RESULTS = Path(__file__).resolve().parent / "results_transport.md"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 EPS = 0.01
 TOL = 1e-3
 FULL = {"n": 5000, "n_online": 20000, "rounds": 3, "n_iter": 1500,
