@@ -219,8 +219,13 @@ def f_distill_weights(
 
     Distilling a diffusion model by minimising :math:`D_f(p \| q_\theta)` turns the score
     difference of variational score distillation into a weighted one, each sample weighted by
-    :math:`h(r)` of its density ratio :math:`r = p/q` (f-distill, Xu et al. 2025; Uni-Instruct
-    uses the same weighting for its expanded f-divergence). ``log_density_ratio`` is
+    :math:`h(r)` of its density ratio :math:`r = p/q` (f-distill, Xu et al. 2025). Uni-Instruct
+    (Wang et al. 2025, arXiv:2505.20755, Theorem 3.1) expands :math:`D_f` along the forward
+    diffusion with the same weight: for :math:`dx = g\,dW`,
+    :math:`\frac{d}{dt} D_f(p_t \| q_t) = -\frac{g^2}{2} E_{q_t}[h(r_t) \|\nabla \log p_t -
+    \nabla \log q_t\|^2]` (checked numerically in ``tests/test_fdiv_uni_instruct.py``;
+    the paper's statement itself could not be retrieved, so its notation may differ).
+    ``log_density_ratio`` is
     :math:`\log r` (a discriminator's logit, typically). The ratio is clipped to ``clip``
     (``(0.1, 20)`` as in the official code; ``None`` for no clipping), :math:`h` comes from the
     registry (:meth:`FDivergence.weight`), and with ``normalize=True`` the weights are divided by

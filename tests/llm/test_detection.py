@@ -135,3 +135,55 @@ def test_numpy_masks_and_errors(rng):
         detection_test(x, y, mask=np.zeros((2, 20), bool))
     with pytest.raises(ValueError, match="log_prob_range"):
         detection_test(x, y, log_prob_range=-1.0)
+
+
+# ------------------------------------------------------------------ the bound's false-rejection rate
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.2, 0.5])
+def test_bound_false_rejection_rate_two_point_model(alpha):
+    # A draws each token from (0.3, 0.7): Z_n takes two values, range c = ln(7/3), variance
+    # 0.21 c^2 against Hoeffding's c^2 / 4, so the bound is nearly tight in its exponent and
+    # the false-rejection rate is measurably above 0 at alpha = 0.5 (normal approximation:
+    # 0.003, 0.019, 0.069 for the three alphas).
+    g = torch.Generator().manual_seed(11)
+    n_seq, n = 4000, 64
+    logits = torch.log(torch.tensor([0.3, 0.7], dtype=torch.float64)).expand(n_seq, n, 2)
+    ids = (torch.rand(n_seq, n, generator=g, dtype=torch.float64) < 0.7).long()
+    c = math.log(7 / 3)
+    fixed = detection_test(logits, ids, alpha=alpha, log_prob_range=c)
+    plug = detection_test(logits, ids, alpha=alpha)
+    torch.testing.assert_close(plug.bound_threshold, fixed.bound_threshold)
+    frr = float(fixed.reject.double().mean())
+    print(f"\ntwo-point model, N={n}, alpha={alpha}: false-rejection rate {frr:.4f}")
+    assert frr <= alpha
+    if alpha == 0.5:
+        assert frr > 0.02                   # the bound is not vacuous here
+    # the p-value is a valid one: P(p <= alpha) <= alpha
+    assert float((fixed.p_value <= alpha).double().mean()) <= alpha
+
+
+def test_bound_false_rejection_rate_trigram_own_samples():
+    # the character trigram model's own samples, several lengths: default (per-step ranges
+    # plugged in) and a uniform range that holds for the model (the largest logit range over
+    # every context it has, a constant fixed before sampling)
+    rng = np.random.default_rng(21)
+    a = NGram(3, 0.02).fit([corpus(slice(0, 10))])
+    seqs = a.sample(100, 512, rng)
+    la = torch.from_numpy(np.stack([a.logits(s) for s in seqs]))
+    ids = torch.from_numpy(seqs)
+    rows = np.stack([a._row(ctx) for ctx in a.counts] + [a._row((-1, -1))])
+    c = float((rows.max(-1) - rows.min(-1)).max())
+    assert float((la.amax(-1) - la.amin(-1)).max()) <= c + 1e-9
+    measured = {}
+    for n in (32, 128, 512):
+        for alpha in (0.05, 0.5):
+            plug = detection_test(la[:, :n], ids[:, :n], alpha=alpha)
+            fixed = detection_test(la[:, :n], ids[:, :n], alpha=alpha, log_prob_range=c)
+            measured[(n, alpha)] = (float(plug.reject.double().mean()),
+                                    float(fixed.reject.double().mean()),
+                                    round(float((plug.statistic / plug.bound_threshold).max()), 3))
+            assert measured[(n, alpha)][0] <= alpha and measured[(n, alpha)][1] <= alpha
+            assert bool((fixed.bound_threshold >= plug.bound_threshold - 1e-12).all())
+    print("\ntrigram own samples: (N, alpha) -> (FRR plug-in, FRR uniform c, max S/tau):",
+          measured, "c =", round(c, 3))

@@ -231,3 +231,46 @@ def test_errors():
         balanced_distillation_loss(s, t, mask=torch.ones(3, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask"):
         balanced_distillation_loss(s, t, mask=torch.tensor([0, 1, 2, 1]))
+
+
+# ------------------------------------------------------------------ a hand-computed instance
+
+
+def test_hand_computed_two_class_instance():
+    # p_s = (1/4, 3/4) vs p_t = (1/2, 1/2), then the roles swapped; temperature 2 with logits
+    # 2 log p, so that softmax(logits / 2) = p. Every number below is worked out by hand:
+    #   H(1/4, 3/4) = -(1/4) ln(1/4) - (3/4) ln(3/4),  H(1/2, 1/2) = ln 2
+    #   KL((1/2, 1/2) || (1/4, 3/4)) = (1/2) ln 2 + (1/2) ln(2/3) = (1/2) ln(4/3)
+    #   KL((1/4, 3/4) || (1/2, 1/2)) = (1/4) ln(1/2) + (3/4) ln(3/2)
+    h_skew = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    kl_flat_skew = 0.5 * math.log(4.0 / 3.0)
+    kl_skew_flat = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    skew = 2.0 * torch.log(torch.tensor([0.25, 0.75], dtype=torch.float64))
+    flat = 2.0 * torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64))
+    s = torch.stack([skew, flat])        # sample 0: confident student; 1: unsure student
+    t = torch.stack([flat, skew])
+    out = balanced_distillation_loss(s, t, temperature=2.0, teacher_weight=0.5,
+                                     reduction="none")
+    gap = torch.tensor([h_skew - math.log(2), math.log(2) - h_skew], dtype=torch.float64)
+    torch.testing.assert_close(out.entropy_gap, gap)                 # (-0.1308, +0.1308)
+    assert out.reverse_weight.tolist() == [0.0, 1.0]
+    # sample 0 (student sharper): forward KL(p_t || p_s); sample 1: reverse KL(p_s || p_t)
+    torch.testing.assert_close(out.student_loss, torch.tensor(
+        [kl_flat_skew, kl_flat_skew], dtype=torch.float64))         # both (1/2) ln(4/3)
+    # teacher: 0.5 * KL(p_s || p_t)
+    torch.testing.assert_close(out.teacher_loss, 0.5 * torch.tensor(
+        [kl_skew_flat, kl_flat_skew], dtype=torch.float64))
+    # soft rule, gap_scale 0.1: w = 1 / (1 + exp(-gap / 0.1))
+    soft = balanced_distillation_loss(s, t, temperature=2.0, balance="soft", gap_scale=0.1,
+                                      reduction="none")
+    w0 = 1.0 / (1.0 + math.exp(-(h_skew - math.log(2)) / 0.1))
+    w = torch.tensor([w0, 1.0 - w0], dtype=torch.float64)
+    torch.testing.assert_close(soft.reverse_weight, w)
+    torch.testing.assert_close(soft.student_loss, torch.tensor(
+        [(1 - w0) * kl_flat_skew + w0 * kl_skew_flat,
+         w0 * kl_skew_flat + (1 - w0) * kl_flat_skew], dtype=torch.float64))
+    # mean reduction of the total
+    torch.testing.assert_close(
+        balanced_distillation_loss(s, t, temperature=2.0, teacher_weight=0.5).loss,
+        torch.tensor(kl_flat_skew + 0.25 * (kl_skew_flat + kl_flat_skew),
+                     dtype=torch.float64))

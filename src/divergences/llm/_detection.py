@@ -1,4 +1,19 @@
-"""Zero-shot detection of text not written by an in-house model (Radvand et al., 2025)."""
+r"""Zero-shot detection of text not written by an in-house model (Radvand et al., 2025).
+
+Radvand, Abdolmaleki, Mostagir & Tewari, *Zero-shot statistical tests for LLM-generated text
+detection using finite sample concentration inequalities*, arXiv:2501.02406 (v1-v4, 2025;
+code: github.com/TaraRadvand74/LLM-text-detection, notebooks).
+
+Provenance of the threshold (checked 2026-11, see the report of issue 7): the paper's abstract
+(v1, v3, v4) states the result used here -- under A, the log-perplexity of a string under A
+concentrates around its average entropy under A except with probability exponentially small
+in the length -- but the theorem itself (its constants and its assumption on the
+log-probabilities) could not be read: the stored arXiv pages give only the abstract and front
+matter, the official repository could not be fetched (its stored README lists only three
+notebooks), and the demo's ``detector.py`` is not stored. The threshold implemented is therefore our own
+derivation of such a bound (Azuma-Hoeffding for bounded martingale differences, written out in
+:func:`detection_test`), not a transcription of the paper's :math:`\tau_N`.
+"""
 
 from __future__ import annotations
 
@@ -61,18 +76,24 @@ def detection_test(
     so :math:`\sum_n Z_n = N(l - H)` is a martingale, and :math:`Z_n` lies in an interval of
     length :math:`c_n = \log \max_v p_n(v) - \log \min_v p_n(v)` (the logit range) known
     given the history. The bound implemented is the Azuma-Hoeffding inequality for such
-    bounded martingale differences (the concentration argument of the paper, which assumes
-    bounded log-probabilities):
+    bounded martingale differences (our derivation of the kind of bound the paper proves; the
+    paper's own theorem, with its constants, could not be read, see the module notes):
 
     .. math:: P(|l - H| \ge \tau) \le 2 \exp\!\Big(-\frac{2 N^2 \tau^2}{\sum_n c_n^2}\Big),
        \qquad \tau_N = \frac1N \sqrt{\tfrac12 \textstyle\sum_n c_n^2 \log(2/\alpha)}.
 
-    ``log_prob_range=c`` uses a uniform range (:math:`c_n = c`, i.e. every log-probability in
-    an interval of width :math:`c`, the paper's assumption), giving
-    :math:`\tau_N = c\sqrt{\log(2/\alpha)/(2N)}`; by default the per-step logit ranges are
-    plugged in. The bound's ``p_value`` is :math:`\min(1, 2\exp(-2N^2S^2/\sum c_n^2))`. It is
-    conservative (it holds for any model satisfying the range); the calibrated threshold is
-    the practical one.
+    ``log_prob_range=c`` uses a uniform range (:math:`c_n = c`: every log-probability A can
+    assign lies in an interval of width :math:`c`, a bounded-log-probability assumption),
+    giving :math:`\tau_N = c\sqrt{\log(2/\alpha)/(2N)}`. With a ``c`` that holds for the
+    model, the false-rejection rate on A's own texts is at most :math:`\alpha` for every
+    :math:`N` (a theorem). By default the per-step logit ranges of the text at hand are
+    plugged in: tighter, exact when the ranges do not depend on the sampled tokens, and
+    otherwise a plug-in approximation
+    (Azuma-Hoeffding needs ranges fixed in advance; a model could in principle shrink its
+    later ranges after an unlucky start). The bound's ``p_value`` is
+    :math:`\min(1, 2\exp(-2N^2S^2/\sum c_n^2))`. It is conservative; the calibrated
+    threshold is the practical one. The tests measure the false-rejection rate of both forms
+    on models' own samples (it stays below :math:`\alpha`).
 
     ``calibration``: statistics :math:`S` of texts sampled from A *at the same length* (run
     this function on A's samples and pass ``.statistic``). Then the threshold is the

@@ -1,14 +1,28 @@
 r"""BD-KD: entropy-gap balancing of forward and reverse KL for online distillation.
 
-Amara, Sepahvand, Meyer, Gross & Clark (2022), *BD-KD: Balancing the divergences for online
-knowledge distillation* (arXiv:2212.12965). No official code was found, and the method
-section of the paper could not be read from here (only its abstract and summaries), so the
-weighting rule below is our reading of what the paper states: a *sample-wise* weighting of
-forward :math:`\mathrm{KL}(p_t\|p_s)` and reverse :math:`\mathrm{KL}(p_s\|p_t)` in the
-student's loss, driven by the teacher-student entropy gap so as to balance the student's
-confidence, and a reverse-KL regulariser in the teacher's loss. The exact functional form of
-the weights is an assumption documented in :func:`balanced_distillation_loss`; ``balance=``
-exposes the alternatives (hard switch, sigmoid of the gap, fixed weight).
+Amara, Sepahvand, Meyer, Gross & Clark, *BD-KD: Balancing the divergences for online knowledge
+distillation*, arXiv:2212.12965 (v1 2022; v2 2024, https://arxiv.org/abs/2212.12965).
+
+Provenance of the weighting (checked 2026-11, see the report of issue 6): no official code
+exists in the code index (repository names ``bdkd``/``bd-kd``, strings ``BD-KD``,
+``bdkd_loss``, ``class BDKD``, "Balanced Divergence Knowledge Distillation"), and of the paper
+only its abstract (v1, v2), the arXiv HTML's front matter and third-party summaries could be
+read; no page holding its method section (the equations of the student and teacher losses)
+was readable. What those sources state, and what this module implements:
+
+* v2 abstract: "adjusting the conventional online distillation loss on both the student and
+  teacher losses, employing sample-wise weighting of forward and reverse Kullback-Leibler
+  divergence", to balance the student's confidence (calibration);
+* ABKD (*Pursuing a proper allocation of the probability mass in knowledge distillation via
+  alpha-beta-divergence*, 2025, section "Weighted sum of FKLD and RKLD") summarises BD-KD as
+  adapting the forward/reverse KL weighting coefficients during training "based on the
+  discrepancy (e.g., entropy) between p and q".
+
+The exact functional form of the per-sample weight (hard switch on the sign of the entropy
+gap, by default) and the teacher's reverse-KL regulariser are therefore *our reading*, not
+the paper's equations; they are written out in :func:`balanced_distillation_loss`, and
+``balance=`` exposes the alternatives (hard switch, sigmoid of the gap, fixed weight) so that
+the paper's rule, once read, can be matched or added without changing the interface.
 
 Every KL and entropy comes from :mod:`divergences.discrete` (hence the registry).
 """
@@ -111,8 +125,8 @@ def balanced_distillation_loss(
     * ``"hard"`` (default): :math:`w = [\Delta > 0]`. Where the student is *less* confident
       than the teacher (higher entropy) it gets the mode-seeking reverse KL, which sharpens it;
       where it is over-confident (lower or equal entropy) the mass-covering forward KL, which
-      softens it. This is our reading of the paper's entropy-gap rule (the method section
-      could not be consulted; see the module notes);
+      softens it. This is our reading of the paper's entropy-gap rule, not its equation
+      (the method section could not be read; see the module notes);
     * ``"soft"``: :math:`w = \sigma(\Delta / \text{gap\_scale})`, a smooth version
       (``gap_scale -> 0`` gives ``"hard"``, :math:`\Delta = 0` gives :math:`w = 1/2`);
     * a number in [0, 1]: a fixed weight; ``0`` is plain forward KL (standard KD / DML),
