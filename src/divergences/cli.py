@@ -7,6 +7,10 @@
     Wisconsin breast-cancer cohorts (benign against malignant, target ``target``). With one
     file, ``--split COLUMN=VALUE`` makes the rows where ``COLUMN == VALUE`` the current data
     and the others the reference.
+    ``--engine dask`` runs the report on a Dask cluster (``--scheduler ADDRESS``, or a local
+    cluster of worker processes by default), reading Parquet/CSV folders partition by
+    partition: histogram, Wasserstein, KS and categorical measures from full-data sketches,
+    the rest from ``--sample`` rows (:mod:`divergences.report._dask`).
 ``divergences bench [SUITE ...]``
     Run the benchmark suites (``python -m benchmarks``); they live in the source repository.
 
@@ -75,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="permutations per p-value (default 99)")
     rep.add_argument("--n-boot", type=int, default=100,
                      help="bootstrap resamples per interval (default 100)")
+    rep.add_argument("--engine", choices=("local", "dask"), default="local",
+                     help="local: in this process; dask: read Parquet/CSV folders partition "
+                          "by partition on a Dask cluster, with full-data sketches for the "
+                          "histogram, Wasserstein and KS measures and a --sample of rows for "
+                          "the rest (needs: pip install 'divergences[dask]')")
+    rep.add_argument("--scheduler", metavar="ADDRESS",
+                     help="with --engine dask: address of a running Dask scheduler "
+                          "(default: start a local cluster of worker processes)")
     rep.add_argument("--force", action="store_true", help="write into an existing, non-empty --out folder (replaces report.* only)")
     rep.add_argument("--no-rich", action="store_true", help="plain-text table")
     rep.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -156,8 +168,21 @@ def _report(args: argparse.Namespace) -> int:
         if v is not None and v < (2 if name != "permutations" else 1):
             return _err(f"--{name.replace('_', '-')} must be at least "
                         f"{2 if name != 'permutations' else 1}; got {v}")
+    if args.scheduler is not None and args.engine != "dask":
+        return _err("--scheduler needs --engine dask")
+    if args.engine == "dask":
+        if args.reference is None or args.current is None or args.split:
+            return _err("--engine dask reads two paths, REFERENCE and CURRENT (no --split)")
+        if args.sample is None:
+            return _err("--engine dask needs --sample N >= 2 (rows drawn for the sampled "
+                        "measures)")
     try:
-        ref, cur, names, target = _load(args)
+        if args.engine == "dask":
+            ref, cur = args.reference, args.current
+            names, target = (str(ref), str(cur)), args.target
+        else:
+            ref, cur, names, target = _load(args)
+        extra = {"engine": "dask", "scheduler": args.scheduler} if args.engine == "dask" else {}
         bar = _progress()
         if bar is not None:
             with bar:
@@ -169,11 +194,11 @@ def _report(args: argparse.Namespace) -> int:
 
                 report = compare(ref, cur, target, columns=columns, sample=args.sample,
                                  seed=args.seed, permutations=args.permutations,
-                                 n_boot=args.n_boot, names=names, progress=step)
+                                 n_boot=args.n_boot, names=names, progress=step, **extra)
         else:
             report = compare(ref, cur, target, columns=columns, sample=args.sample,
                              seed=args.seed, permutations=args.permutations,
-                             n_boot=args.n_boot, names=names)
+                             n_boot=args.n_boot, names=names, **extra)
     except (InputError, ValueError, TypeError) as exc:
         if args.debug:
             raise

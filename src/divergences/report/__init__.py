@@ -254,8 +254,10 @@ def compare(
     permutations: int = 99,
     n_boot: int = 100,
     level: float = 0.95,
-    names: tuple[str, str] = ("reference", "current"),
+    names: tuple[str, str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    engine: str = "local",
+    scheduler: Any = None,
 ) -> Report:
     r"""Compare ``reference`` with ``current`` column by column and jointly.
 
@@ -279,9 +281,28 @@ def compare(
     level
         Confidence level of the intervals.
     names
-        How the two data sets are called in messages and outputs (file names in the CLI).
+        How the two data sets are called in messages and outputs (file names in the CLI);
+        default ``("reference", "current")``, or the paths with ``engine="dask"``.
     progress
         Called as ``progress(done, total, column)`` after each column.
+    engine
+        ``"local"`` (default): everything in this process, on the (sub)sampled rows.
+        ``"dask"``: ``reference`` and ``current`` are paths (a Parquet or CSV file, or a
+        folder of them) or dask DataFrames, read partition by partition on a Dask cluster and
+        never gathered whole. Full data, from mergeable per-partition sketches: every
+        categorical measure (exact counts) and, for numeric columns, ``js`` and ``psi``
+        (exact counts on adaptive bins whose edges are snapped to a grid of 4096 equal bins),
+        ``wasserstein`` and ``ks`` (from the grid histograms, within the error bounds given
+        per column in ``meta["sketch"]``). On a uniform sample of ``sample`` rows per data set
+        (default 5000), the very rows and computations of the local engine with the same
+        ``sample`` and ``seed``: ``kl``, the bootstrap intervals (translated to surround the
+        full-data values) and permutation p-values, the joint test, the mutual information
+        with the target, the plots. Needs ``pip install 'dask[dataframe]'
+        distributed``; see :mod:`divergences.report._dask`.
+    scheduler
+        With ``engine="dask"``: ``None`` starts a local cluster of worker processes (closed
+        at the end); an address such as ``"tcp://10.0.0.1:8786"`` connects to a running
+        scheduler; a ``distributed.Client`` is used as it is.
 
     Measures and directions: ``kl`` is ``KL(reference || current)``; ``chi2`` is
     ``sum (r - c)^2 / c``; the others are symmetric. Units are nats for ``js``, ``psi``, ``kl``,
@@ -297,6 +318,8 @@ def compare(
     >>> rep.mutual_information[0]["column"], rep.mutual_information[0]["method"]
     ('a', 'ross')
     """
+    if engine not in ("local", "dask"):
+        raise ValueError(f"engine must be 'local' or 'dask'; got {engine!r}")
     permutations = check_permutations(permutations)
     n_boot = _check_int(n_boot, "n_boot", 2)
     seed = _check_int(seed, "seed", 0)
@@ -304,6 +327,15 @@ def compare(
         sample = _check_int(sample, "sample", 2)
     if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
         raise ValueError(f"level must lie in (0, 1); got {level!r}")
+    if engine == "dask":
+        from ._dask import compare_dask
+        return compare_dask(reference, current, target, columns=columns, sample=sample,
+                            seed=seed, permutations=permutations, n_boot=n_boot, level=level,
+                            names=names, progress=progress, scheduler=scheduler)
+    if scheduler is not None:
+        raise ValueError("scheduler is only used with engine='dask'")
+    if names is None:
+        names = ("reference", "current")
     ref_label, cur_label = names
     ref = _columns_of(reference, ref_label)
     cur = _columns_of(current, cur_label)

@@ -84,17 +84,35 @@ def _rows(rep: Report) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def _summary_lines(rep: Report) -> list[str]:
+def _engine_line(meta: dict[str, Any]) -> str | None:
+    """What the dask engine computed from full-data sketches and what from the row sample."""
+    if meta.get("engine") != "dask":
+        return None
+    full = sorted({m for ms in meta.get("full_data_measures", {}).values() for m in ms})
+    return (f"engine dask ({meta.get('scheduler')}, "
+            f"{'+'.join(map(str, meta.get('partitions', [])))} partitions): full data for "
+            f"{', '.join(full)} (grid of {meta.get('sketch', {}).get('grid_bins')} bins, error "
+            f"bounds in report.json); on a sample of "
+            f"{'+'.join(map(str, meta.get('sample_rows', [])))} rows: "
+            f"{', '.join(meta.get('sampled_measures', []))}")
+
+
+def _joint_line(j: dict[str, Any]) -> str:
+    if j.get("pvalue") is None or math.isnan(j.get("pvalue", math.nan)):
+        return f"joint MMD test: not run ({j.get('note', '')})"
+    return (f"joint MMD test on {len(j['columns'])} standardised numeric columns: "
+            f"MMD^2 = {_f(j['statistic'])}, permutation p = {_p(j['pvalue'])}")
+
+
+def _summary_lines(rep: Report, joint: bool = True) -> list[str]:
     meta = rep.meta
     lines = [f"reference: {meta['reference']} ({meta['rows_reference']} rows)   "
              f"current: {meta['current']} ({meta['rows_current']} rows)"]
-    j = rep.joint
-    if j is not None:
-        if j.get("pvalue") is None or math.isnan(j.get("pvalue", math.nan)):
-            lines.append(f"joint MMD test: not run ({j.get('note', '')})")
-        else:
-            lines.append(f"joint MMD test on {len(j['columns'])} standardised numeric columns: "
-                         f"MMD^2 = {_f(j['statistic'])}, permutation p = {_p(j['pvalue'])}")
+    engine = _engine_line(meta)
+    if engine:
+        lines.append(engine)
+    if rep.joint is not None and joint:
+        lines.append(_joint_line(rep.joint))
     if rep.skipped:
         lines.append("skipped: " + "; ".join(f"{s['column']} ({s['reason']})"
                                               for s in rep.skipped))
@@ -207,9 +225,31 @@ def _text(x: float, y: float, s: str, anchor: str = "start", size: int = 10) -> 
             f"{_html.escape(s)}</text>")
 
 
+# Width of one character of the 9 px sans-serif axis labels (DejaVu Sans, about 0.6 em): decides
+# when category labels would overlap and must be drawn vertically.
+CHAR_W = 5.6
+
+
+def _short(s: str, n: int) -> str:
+    """``s`` cut to ``n`` characters, the cut marked with an ellipsis."""
+    return s if len(s) <= n else s[: max(n - 1, 1)] + "\u2026"
+
+
 def _distribution_svg(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> str:
     """Overlaid densities (numeric: 30 equal-width bins) or grouped frequency bars."""
     w, h, left, bottom, top = 320, 150, 8, 20, 18
+    rotate = False
+    if not (c.kind == "numeric" and data is not None):
+        cats = list(c.categories or [])
+        pr = np.asarray(c.reference_counts, float) / max(sum(c.reference_counts), 1)
+        pc = np.asarray(c.current_counts, float) / max(sum(c.current_counts), 1)
+        order = np.argsort(-(pr + pc), kind="stable")[:12]
+        slot = (w - 2 * left) / max(len(order), 1)
+        labels = [_short(str(cats[i]), 16) for i in order]
+        if max(len(s) for s in labels) * CHAR_W > 0.9 * slot:   # would overlap: vertical
+            rotate = True
+            bottom = 14 + int(CHAR_W * max(len(s) for s in labels))
+            h += bottom - 20
     pw, ph = w - 2 * left, h - bottom - top
     body = [_text(left, 12, "reference", size=10).replace("<text", f'<text fill="{_REF}"'),
             _text(left + 70, 12, "current", size=10).replace("<text", f'<text fill="{_CUR}"')]
@@ -230,12 +270,7 @@ def _distribution_svg(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> str
                         f'stroke="{col}" stroke-width="1"/>')
         body += [_text(left, h - 5, _f(lo), size=9), _text(w - left, h - 5, _f(hi), "end", 9)]
     else:
-        cats = list(c.categories or [])
-        pr = np.asarray(c.reference_counts, float) / max(sum(c.reference_counts), 1)
-        pc = np.asarray(c.current_counts, float) / max(sum(c.current_counts), 1)
-        order = np.argsort(-(pr + pc), kind="stable")[:12]
         ymax = float(max(pr.max(), pc.max())) or 1.0
-        slot = pw / max(len(order), 1)
         for j, i in enumerate(order):
             x0 = left + j * slot
             for k, (p, col) in enumerate(((pr[i], _REF), (pc[i], _CUR))):
@@ -243,7 +278,13 @@ def _distribution_svg(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> str
                 body.append(f'<rect x="{x0 + slot * (0.1 + 0.4 * k):.1f}" y="{top + ph - bh:.1f}" '
                             f'width="{slot * 0.4:.1f}" height="{bh:.1f}" fill="{col}" '
                             'fill-opacity="0.7"/>')
-            body.append(_text(x0 + slot / 2, h - 5, str(cats[i])[:10], "middle", 9))
+            xc = x0 + slot / 2
+            if rotate:
+                xl, yl = xc + 3, top + ph + 4   # baseline 3 px right of the slot centre
+                body.append(_text(xl, yl, labels[j], "end", 9).replace(
+                    "<text", f'<text transform="rotate(-90 {xl:.1f} {yl:.1f})"'))
+            else:
+                body.append(_text(xc, h - 5, labels[j], "middle", 9))
         if len(cats) > len(order):
             body.append(_text(w - left, 12, f"top {len(order)} of {len(cats)}", "end", 9))
     body.append(f'<line x1="{left}" y1="{top + ph}" x2="{w - left}" y2="{top + ph}" '
@@ -304,7 +345,7 @@ def html(rep: Report) -> str:
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
              "<title>divergences comparison report</title>", f"<style>{_CSS}</style>",
              "</head><body>", "<h1>Comparison report</h1>"]
-    parts += [f"<p>{e(line)}</p>" for line in _summary_lines(rep)]
+    parts += [f"<p>{e(line)}</p>" for line in _summary_lines(rep, joint=False)]
     parts.append("<h2>Columns ranked by Jensen-Shannon divergence</h2>")
     if plots:
         parts.append(plots["__bars__"])
@@ -331,7 +372,7 @@ def html(rep: Report) -> str:
     if j is None:
         parts.append("<p>No numeric columns: no joint test.</p>")
     else:
-        parts.append(f"<p>{e(_summary_lines(rep)[1])}</p>")
+        parts.append(f"<p>{e(_joint_line(j))}</p>")
 
     if rep.mutual_information is not None:
         parts.append(f"<h2>Mutual information with target {e(str(rep.meta['target']))}</h2>")

@@ -1,0 +1,544 @@
+r"""The Dask engine of :func:`divergences.report.compare`: the same report on data that does
+not fit in memory, a Parquet or CSV file or folder read partition by partition on a cluster.
+
+No partition is ever combined with another into one frame on the client. Two passes:
+
+1. every partition yields a mergeable sketch of each column (:mod:`._sketch`): numeric columns
+   give counts of present and missing values, minimum, maximum, mean and squared deviations,
+   and the distinct values with their counts while there are at most 11 of them; text columns
+   give category counts. Partition sketches merge in a tree on the workers; the client gets
+   one sketch per column and the row count of every partition.
+2. every partition yields the exact counts of each numeric column on a fixed equal-width grid
+   of ``grid_bins`` bins (default 4096) spanning the pooled minimum and maximum; and the rows
+   of the sample (below).
+
+**Full-data measures** (every row), from the merged sketches:
+
+* categorical columns (text, booleans, integers with at most 10 distinct values over the whole
+  data): ``js``, ``tv``, ``chi2`` from the exact category counts: the values the local engine
+  gives with ``sample=None``;
+* numeric columns: ``js`` and ``psi`` from exact counts on the adaptive pooled-quantile bins,
+  whose edges are snapped to the grid (:func:`._sketch.quantile_edges`: the exact quantile
+  located from the exact CDF at the grid edges, each edge about one grid width ``h`` from the
+  local engine's, usually closer); ``wasserstein`` from the merged grid histograms, error at
+  most ``h sum_b max(r_b, c_b) <= 2h``; ``ks`` as the largest CDF gap on the grid edges, a
+  lower bound short of the statistic by at most the largest grid-bin frequency. ``h`` and both
+  error bounds are reported per column in ``meta["sketch"]``.
+
+**Sampled measures**, on a uniform random sample of ``sample`` rows of each data set (the whole
+data set when it has no more rows): the row indices are drawn on the client exactly as the local
+engine draws them (``numpy.random.default_rng([seed, 0])``, reference first), and each partition
+returns its rows of the sample. On that sample the local engine runs unchanged, so these equal
+the local engine's numbers for the same ``sample`` and ``seed``: ``kl`` (nearest neighbours),
+every bootstrap interval and permutation p-value (hence the q-values), the joint MMD test and
+the mutual information with the target (estimator ``"auto"``), and the plotted distributions.
+The interval of a full-data measure is the sample's bootstrap interval translated by the
+difference between the full-data value and the sample's value (so that it surrounds the value
+reported): its width is that of a data set of ``sample`` rows, wider than the full data's. Its
+p-value is the sample's permutation p-value: a test of the sample, conservative for the full
+data.
+
+The cluster: ``scheduler=None`` starts a :class:`distributed.LocalCluster` with worker
+processes (one thread each) and closes it at the end; an address (``"tcp://host:8786"``)
+connects to a running scheduler (its workers must have ``divergences`` installed); a
+:class:`distributed.Client` is used as it is and left open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import discrete
+from ._columns import (
+    CATEGORICAL_MEASURES,
+    NUMERIC_MEASURES,
+    UNITS,
+    ColumnResult,
+    Measure,
+    n_bins,
+    smoothed,
+)
+from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError
+from ._sketch import (
+    CategoricalSketch,
+    NumericSketch,
+    grid,
+    histogram,
+    ks_from_histograms,
+    quantile_edges,
+    wasserstein_from_histograms,
+)
+
+__all__ = ["DEFAULT_SAMPLE", "GRID_BINS", "INSTALL_HINT", "compare_dask"]
+
+#: Bins of the equal-width grid on which numeric columns are counted.
+GRID_BINS = 4096
+#: Rows per data set drawn for the sampled measures when ``sample`` is None.
+DEFAULT_SAMPLE = 5000
+#: Sketches merged per task in the reduction tree.
+FAN_IN = 8
+#: Seconds to wait for a scheduler given by address.
+CONNECT_TIMEOUT = 10.0
+#: Options of the :class:`distributed.LocalCluster` started when no scheduler is given
+#: (``n_workers=None``: distributed's choice from the number of cores).
+LOCAL_CLUSTER: dict[str, Any] = {"n_workers": None, "threads_per_worker": 1,
+                                 "processes": True, "dashboard_address": ":0"}
+INSTALL_HINT = "the dask engine needs dask and distributed: pip install 'divergences[dask]'"
+FULL_DATA = {"numeric": ("js", "psi", "wasserstein", "ks"),
+             "categorical": ("js", "tv", "chi2")}
+
+
+def _require_dask() -> None:
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Work done on the workers, one partition at a time
+# --------------------------------------------------------------------------------------------
+
+
+def _classified(df: Any, column: str, label: str) -> tuple[str, Any]:
+    from . import _classify
+    return _classify(df[column].to_numpy(), column, label)
+
+
+def partition_sketches(df: Any, columns: Sequence[str], label: str) -> dict[str, Any]:
+    """Pass 1 on one partition: its row count and one sketch per column (``("unsupported",
+    reason)`` for dates and other kinds that are not compared).
+
+    >>> import pandas as pd
+    >>> a = partition_sketches(pd.DataFrame({"x": [1.0, 2.0], "c": ["u", None]}), ["x", "c"], "a")
+    >>> b = partition_sketches(pd.DataFrame({"x": [3.0], "c": ["v"]}), ["x", "c"], "b")
+    >>> m = merge_sketches([a, b], "data")
+    >>> m["sizes"], m["sketches"]["x"].n, m["sketches"]["x"].maximum, m["sketches"]["c"].counts
+    ([2, 1], 3, 3.0, {'u': 1, 'v': 1})
+    """
+    sketches: dict[str, Any] = {}
+    for c in columns:
+        kind, v = _classified(df, c, label)
+        if kind == "numeric":
+            sketches[c] = NumericSketch.of(v)
+        elif kind == "categorical":
+            sketches[c] = CategoricalSketch.of(v)
+        else:
+            sketches[c] = ("unsupported", str(v))
+    return {"sizes": [len(df)], "sketches": sketches}
+
+
+def _merge_column(a: Any, b: Any, column: str, label: str) -> Any:
+    if isinstance(a, tuple):
+        return a
+    if isinstance(b, tuple):
+        return b
+    if type(a) is type(b):
+        return a.merge(b)
+    num, cat = (a, b) if isinstance(a, NumericSketch) else (b, a)
+    if cat.n == 0:  # a text partition without a value carries only missing values
+        return num.merge(NumericSketch(0, cat.missing, math.inf, -math.inf, math.nan, 0.0, {},
+                                       num.cap))
+    raise InputError(f"column {column!r} in {label} mixes numbers and text")
+
+
+def merge_sketches(parts: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
+    """Merge pass-1 results (row counts are kept per partition, in order)."""
+    sizes: list[int] = []
+    sketches: dict[str, Any] = {}
+    for p in parts:
+        sizes += p["sizes"]
+        for c, s in p["sketches"].items():
+            sketches[c] = s if c not in sketches else _merge_column(sketches[c], s, c, label)
+    return {"sizes": sizes, "sketches": sketches}
+
+
+def partition_histograms(df: Any, grids: dict[str, np.ndarray], label: str) -> dict[str, Any]:
+    """Pass 2 on one partition: counts of each numeric column on its grid (a partition where
+    the column holds no value at all may come as text: it counts nothing).
+
+    >>> import pandas as pd
+    >>> h = partition_histograms(pd.DataFrame({"x": [0.0, 0.5, 1.0]}), {"x": grid(0.0, 1.0, 2)},
+    ...                          "a")
+    >>> merge_histograms([h, h])["x"].tolist()
+    [2, 4]
+    """
+    out = {}
+    for c, g in grids.items():
+        kind, v = _classified(df, c, label)
+        out[c] = (histogram(v, g) if kind == "numeric"
+                  else np.zeros(max(g.size - 1, 1), dtype=np.int64))
+    return out
+
+
+def merge_histograms(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Sum of histogram counts, column by column."""
+    out = {c: h.copy() for c, h in parts[0].items()}
+    for p in parts[1:]:
+        for c, h in p.items():
+            out[c] += h
+    return out
+
+
+def partition_rows(df: Any, rows: np.ndarray | None, columns: list[str]) -> Any:
+    """The rows of the sample held by one partition (all rows when ``rows`` is None)."""
+    part = df[columns]
+    return part if rows is None else part.iloc[rows]
+
+
+def concat_rows(frames: list[Any]) -> Any:
+    """The sample rows of a data set, in the order of its partitions."""
+    import pandas as pd
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The client side
+# --------------------------------------------------------------------------------------------
+
+
+def _tree(items: list[Any], merge: Callable[..., Any], *args: Any) -> Any:
+    """Reduce delayed items in a tree of fan-in :data:`FAN_IN` (runs on the workers)."""
+    import dask
+    while len(items) > 1:
+        items = [dask.delayed(merge)(items[i:i + FAN_IN], *args)
+                 for i in range(0, len(items), FAN_IN)]
+    return items[0]
+
+
+def _listing(p: Path) -> list[Path]:
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir()
+                       if f.is_file() and f.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES)
+        if not files:
+            raise InputError(f"{p}: the folder holds no .csv or .parquet files")
+        return files
+    return [p]
+
+
+def _is_parquet(f: Path) -> bool:
+    if f.suffix.lower() in PARQUET_SUFFIXES:
+        return True
+    if f.suffix.lower() in CSV_SUFFIXES:
+        return False
+    with f.open("rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def _open(source: Any, label: str) -> Any:
+    """A dask DataFrame over a file or folder (checked file by file, reading headers only)."""
+    import dask.dataframe as dd
+    if hasattr(source, "to_delayed") and hasattr(source, "npartitions"):
+        return source
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"{label}: with engine='dask', pass a path (file or folder of Parquet "
+                        f"or CSV files) or a dask DataFrame; got {type(source).__name__}")
+    files = _listing(Path(source))
+    for f in files:
+        if f.stat().st_size == 0:
+            raise InputError(f"{f}: the file is empty")
+    kinds = {_is_parquet(f) for f in files}
+    if len(kinds) > 1:
+        raise InputError(f"{source}: mixes Parquet and CSV files; the dask engine reads one kind")
+    names = [str(f) for f in files]
+    if kinds == {True}:
+        import pyarrow.parquet as pq
+        first = None
+        for f in files:
+            try:
+                cols = list(pq.read_schema(f).names)
+            except Exception as exc:  # pyarrow raises several types for a corrupt file
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(f"{f}: could not be read as Parquet ({msg})") from None
+            cols = [c for c in cols if not c.startswith("__index_level_")]
+            if first is None:
+                first = cols
+            elif cols != first:
+                raise InputError(f"{f}: its columns differ from those of {files[0].name}")
+        return dd.read_parquet(names)
+    from ._io import _looks_binary
+    for f in files:
+        if _looks_binary(f):
+            raise InputError(f"{f}: not a text CSV file (binary content)")
+    sep = "\t" if files[0].suffix.lower() == ".tsv" else ","
+    return dd.read_csv(names, sep=sep, assume_missing=True)
+
+
+@contextlib.contextmanager
+def _client(scheduler: Any) -> Iterator[tuple[Any, str]]:
+    from distributed import Client, LocalCluster
+    if isinstance(scheduler, Client):
+        yield scheduler, str(scheduler.scheduler.address)
+        return
+    if scheduler is None:
+        import logging
+        with LocalCluster(silence_logs=logging.ERROR, **LOCAL_CLUSTER) as cluster, \
+                Client(cluster) as client:
+            yield client, f"local cluster ({len(cluster.workers)} worker processes)"
+        return
+    if not isinstance(scheduler, str):
+        raise TypeError(f"scheduler must be an address string, a distributed.Client or None; "
+                        f"got {type(scheduler).__name__}")
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"scheduler {scheduler}: cannot connect ({msg})") from None
+    with client:
+        yield client, str(scheduler)
+
+
+def _sample_indices(n: int, sample: int, rng: np.random.Generator) -> np.ndarray | None:
+    """The rows the local engine keeps (``report._subsample``): None for all of them."""
+    if n <= sample:
+        return None
+    return np.sort(rng.choice(n, sample, replace=False))
+
+
+def _hist_measures(hr: np.ndarray, hc: np.ndarray, kind: str) -> dict[str, float]:
+    """The histogram measures of :mod:`._columns` from two count vectors."""
+    pr, pc = hr / hr.sum(), hc / hc.sum()
+    out = {"js": float(discrete.js(pr, pc))}
+    if kind == "numeric":
+        out["psi"] = float(discrete.jeffreys(smoothed(hr), smoothed(hc)))
+    else:
+        out["tv"] = float(discrete.tv(pr, pc))
+        out["chi2"] = float(discrete.chi2(smoothed(hr), smoothed(hc)))
+    return out
+
+
+def _measures(kind: str, full: dict[str, float], sampled: ColumnResult | None) -> dict[str, Measure]:
+    """Full-data values with the sample's p-values and the sample's bootstrap intervals
+    translated by ``full value - sample value`` (NaN when the sample's column is of the other
+    kind); the sample's ``kl`` as it is."""
+    names = NUMERIC_MEASURES if kind == "numeric" else CATEGORICAL_MEASURES
+    usable = sampled is not None and sampled.kind == kind
+    out = {}
+    for name in names:
+        if name in full:
+            s = sampled.measures[name] if usable else None
+            shift = full[name] - s.value if s else math.nan
+            out[name] = Measure(name, full[name], s.ci_low + shift if s else math.nan,
+                                s.ci_high + shift if s else math.nan,
+                                s.pvalue if s else math.nan, units=UNITS[name])
+        elif usable:
+            out[name] = sampled.measures[name]
+        else:
+            out[name] = Measure(name, math.nan, math.nan, math.nan, math.nan, units=UNITS[name])
+    return out
+
+
+def _kind(sr: Any, sc: Any, column: str, names: tuple[str, str]) -> str:
+    """``numeric``, ``categorical`` (text, or integers with at most 10 distinct values) or
+    ``unsupported``, from the merged sketches of both data sets, as the local engine decides."""
+    from . import MAX_INTEGER_CATEGORIES
+    if isinstance(sr, tuple) or isinstance(sc, tuple):
+        return "unsupported"
+    kr = "numeric" if isinstance(sr, NumericSketch) else "categorical"
+    kc = "numeric" if isinstance(sc, NumericSketch) else "categorical"
+    for s, label in ((sr, names[0]), (sc, names[1])):
+        if s.n == 0:
+            raise InputError(f"column {column!r} in {label}: every value is missing")
+    if kr != kc:
+        raise InputError(f"column {column!r} is {kr} in {names[0]} but {kc} in {names[1]} "
+                         "(mixed types)")
+    if kr == "numeric":
+        pooled = sr.merge(sc).distinct
+        if (pooled is not None and len(pooled) <= MAX_INTEGER_CATEGORIES
+                and all(v == round(v) for v in pooled)):
+            return "categorical"
+    return kr
+
+
+def _as_categories(s: Any) -> CategoricalSketch:
+    if isinstance(s, CategoricalSketch):
+        return s
+    return CategoricalSketch({str(int(v)): c for v, c in s.distinct.items()}, s.missing)
+
+
+def compare_dask(
+    reference: Any,
+    current: Any,
+    target: str | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    permutations: int = 99,
+    n_boot: int = 100,
+    level: float = 0.95,
+    names: tuple[str, str] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    scheduler: Any = None,
+    grid_bins: int = GRID_BINS,
+) -> Any:
+    """:func:`divergences.report.compare` with ``engine="dask"`` (see the module docstring).
+
+    ``reference``, ``current``: paths (a Parquet or CSV file, or a folder of them) or dask
+    DataFrames. ``sample``: rows per data set for the sampled measures (default
+    :data:`DEFAULT_SAMPLE`). ``grid_bins``: bins of the grid numeric columns are counted on.
+    """
+    from . import MIN_NUMERIC_ROWS, _check_int, benjamini_hochberg, compare
+
+    _require_dask()
+    import dask
+
+    sample = DEFAULT_SAMPLE if sample is None else _check_int(sample, "sample", 2)
+    grid_bins = _check_int(grid_bins, "grid_bins", 1)
+    seed = _check_int(seed, "seed", 0)
+    if names is None:
+        names = tuple(str(s) if isinstance(s, (str, Path)) else default
+                      for s, default in ((reference, "reference"), (current, "current")))
+    ref_label, cur_label = names
+    frames = [_open(reference, ref_label), _open(current, cur_label)]
+    ref_cols = [str(c) for c in frames[0].columns]
+    cur_cols = [str(c) for c in frames[1].columns]
+    if target is not None:
+        for cols, label in ((ref_cols, ref_label), (cur_cols, cur_label)):
+            if target not in cols:
+                raise InputError(f"{label}: no target column {target!r}")
+    if columns is None:
+        chosen = [c for c in ref_cols if c in cur_cols and c != target]
+        if not chosen:
+            raise InputError(f"{ref_label} and {cur_label} share no column to compare")
+    else:
+        if isinstance(columns, str):
+            raise TypeError("columns must be a sequence of column names, not a string")
+        chosen = [str(c) for c in columns]
+        if not chosen:
+            raise InputError("columns is empty")
+        for c in chosen:
+            for cols, label in ((ref_cols, ref_label), (cur_cols, cur_label)):
+                if c not in cols:
+                    raise InputError(f"{label}: no column {c!r}")
+        if target in chosen:
+            raise InputError(f"column {target!r} is the target; it cannot be compared too")
+    wanted = chosen + ([target] if target is not None else [])
+
+    with _client(scheduler) as (client, where):
+        parts = [f.to_delayed() for f in frames]
+        # Pass 1: sketches and partition sizes.
+        trees = [_tree([dask.delayed(partition_sketches)(p, chosen, label) for p in ps],
+                       merge_sketches, label)
+                 for ps, label in zip(parts, names)]
+        first = client.gather(client.compute(trees))
+        sizes = [np.asarray(f["sizes"], dtype=np.int64) for f in first]
+        for s, label in zip(sizes, names):
+            if s.sum() == 0:
+                raise InputError(f"{label}: no rows")
+        sk_r, sk_c = first[0]["sketches"], first[1]["sketches"]
+
+        kinds, skipped = {}, []
+        for c in chosen:
+            kind = _kind(sk_r[c], sk_c[c], c, names)
+            if kind == "unsupported":
+                reason = next(s[1] for s in (sk_r[c], sk_c[c]) if isinstance(s, tuple))
+                skipped.append({"column": c, "reason": reason})
+            else:
+                kinds[c] = kind
+        if not kinds:
+            raise InputError(f"no column of {ref_label} and {cur_label} can be compared "
+                             f"({'; '.join(s['column'] + ': ' + s['reason'] for s in skipped)})")
+        grids = {}
+        for c, kind in kinds.items():
+            if kind == "numeric":
+                for s, label in ((sk_r[c], ref_label), (sk_c[c], cur_label)):
+                    if s.n < MIN_NUMERIC_ROWS:
+                        raise InputError(f"column {c!r} in {label}: {s.n} values; numeric "
+                                         f"columns need at least {MIN_NUMERIC_ROWS}")
+                pooled = sk_r[c].merge(sk_c[c])
+                grids[c] = grid(pooled.minimum, pooled.maximum, grid_bins)
+
+        # Pass 2: grid histograms, and the rows of the sample.
+        rng = np.random.default_rng([seed, 0])
+        tasks: list[Any] = []
+        for ps, label, size in zip(parts, names, sizes):
+            tasks.append(_tree([dask.delayed(partition_histograms)(p, grids, label) for p in ps],
+                               merge_histograms) if grids else None)
+            idx = _sample_indices(int(size.sum()), sample, rng)
+            offsets = np.concatenate([[0], np.cumsum(size)])
+            takes = []
+            for i, p in enumerate(ps):
+                if idx is None:
+                    takes.append(dask.delayed(partition_rows)(p, None, wanted))
+                    continue
+                lo, hi = np.searchsorted(idx, offsets[i:i + 2])
+                if hi > lo:
+                    takes.append(dask.delayed(partition_rows)(p, idx[lo:hi] - offsets[i], wanted))
+            tasks.append(dask.delayed(concat_rows)(takes))
+        got = client.gather(client.compute([t for t in tasks if t is not None]))
+        if not grids:
+            got = [{}, got[0], {}, got[1]]
+        hist_r, sample_r, hist_c, sample_c = got
+        npart = [len(ps) for ps in parts]
+
+    local = compare(sample_r, sample_c, target, columns=columns, sample=None, seed=seed,
+                    permutations=permutations, n_boot=n_boot, level=level, names=names,
+                    progress=progress)
+    by_name = {r.name: r for r in local.columns}
+
+    results, errors, notes = [], {}, []
+    for c, kind in kinds.items():
+        sampled = by_name.get(c)
+        if sampled is not None and sampled.kind != kind:
+            notes.append(f"column {c!r} is {kind} in the full data but {sampled.kind} in the "
+                         "sample: its intervals and p-values are not given")
+        if kind == "numeric":
+            g, hr, hc = grids[c], hist_r[c], hist_c[c]
+            n, m = sk_r[c].n, sk_c[c].n
+            edges = quantile_edges(g, hr + hc, n_bins(min(n, m)))
+            k = max(edges.size - 1, 1)
+            code = np.searchsorted(edges[1:-1], g[:max(g.size - 1, 1)], side="right")
+            br = np.bincount(code, weights=hr, minlength=k).astype(np.int64)
+            bc = np.bincount(code, weights=hc, minlength=k).astype(np.int64)
+            full = _hist_measures(br.astype(np.float64), bc.astype(np.float64), kind)
+            full["wasserstein"], w_err = wasserstein_from_histograms(g, hr, hc)
+            full["ks"], ks_err = ks_from_histograms(hr, hc)
+            errors[c] = {"grid_width": float(g[1] - g[0]) if g.size > 1 else 0.0,
+                         "wasserstein": w_err, "ks": ks_err}
+            res = ColumnResult(c, kind, n, m, sk_r[c].missing, sk_c[c].missing,
+                               _measures(kind, full, sampled), br.tolist(), bc.tolist(),
+                               edges=edges.tolist())
+        else:
+            cr, cc = _as_categories(sk_r[c]), _as_categories(sk_c[c])
+            cats = sorted(set(cr.counts) | set(cc.counts))
+            hr = np.array([cr.counts.get(x, 0) for x in cats], dtype=np.float64)
+            hc = np.array([cc.counts.get(x, 0) for x in cats], dtype=np.float64)
+            res = ColumnResult(c, kind, cr.n, cc.n, cr.missing, cc.missing,
+                               _measures(kind, _hist_measures(hr, hc, kind), sampled),
+                               hr.astype(int).tolist(), hc.astype(int).tolist(), categories=cats)
+        results.append(res)
+
+    for name in set(NUMERIC_MEASURES) | set(CATEGORICAL_MEASURES):
+        having = [r for r in results if name in r.measures]
+        q = benjamini_hochberg([r.measures[name].pvalue for r in having])
+        for r, qv in zip(having, q):
+            m = r.measures[name]
+            r.measures[name] = Measure(m.name, m.value, m.ci_low, m.ci_high, m.pvalue,
+                                       float(qv), m.units)
+    results.sort(key=lambda r: -r.measures["js"].value)
+
+    meta = dict(local.meta)
+    meta.update({
+        "rows_reference": int(sizes[0].sum()), "rows_current": int(sizes[1].sum()),
+        "sample": sample, "engine": "dask", "scheduler": where, "partitions": npart,
+        "sample_rows": [len(sample_r), len(sample_c)],
+        "full_data_measures": {k: list(v) for k, v in FULL_DATA.items()},
+        "sampled_measures": ["kl", "intervals", "pvalues", "joint", "mutual_information",
+                             "plots"],
+        "sketch": {"grid_bins": grid_bins, "columns": errors},
+    })
+    if notes:
+        meta["notes"] = notes
+    report = type(local)(results, local.joint, local.mutual_information, skipped, meta,
+                         local.plot_data)
+    return report

@@ -1,0 +1,331 @@
+"""The Dask engine of divergences.report.compare on a local cluster of worker processes: its
+numbers against the local engine and exact full-data values; the command line; errors."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+from divergences import cli, discrete  # noqa: E402
+from divergences.report import InputError, compare  # noqa: E402
+from divergences.report import _dask as engine  # noqa: E402
+from divergences.report._columns import bin_codes, n_bins, smoothed  # noqa: E402
+from divergences.report._io import read_table  # noqa: E402
+
+FAST = dict(permutations=9, n_boot=5, seed=4)
+SAMPLE = 400
+FILES, ROWS = 6, 400
+
+
+def _frame(rng, n, shift):
+    x = rng.normal(shift, 1.0, n)
+    x[rng.random(n) < 0.02] = np.nan
+    return pd.DataFrame({
+        "x": x,
+        "z": np.round(rng.exponential(1.0 + shift, n), 2),            # ties
+        "k": rng.integers(0, 4 + int(shift > 0), n),                    # integer categories
+        "colour": rng.choice(["red", "green", "blue"], n,
+                             p=[0.5, 0.3, 0.2] if shift == 0 else [0.3, 0.3, 0.4]),
+        "t": rng.integers(0, 2, n),
+    })
+
+
+def _write(folder, seed, shift, suffix="parquet"):
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(FILES):
+        df = _frame(rng, ROWS + 37 * i, shift)
+        if suffix == "parquet":
+            df.to_parquet(folder / f"part-{i:02d}.parquet", index=False)
+        else:
+            df.to_csv(folder / f"part-{i:02d}.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dask-data")
+    return _write(base / "ref", 0, 0.0), _write(base / "cur", 1, 0.4)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=40) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def reports(data, client):
+    ref, cur = data
+    names = (str(ref), str(cur))
+    dask_rep = compare(str(ref), str(cur), target="t", engine="dask", scheduler=client,
+                       sample=SAMPLE, **FAST)
+    local_rep = compare(read_table(ref), read_table(cur), target="t", sample=SAMPLE,
+                        names=names, **FAST)
+    return dask_rep, local_rep, read_table(ref), read_table(cur)
+
+
+def _present(df, col):
+    v = df[col].to_numpy(dtype=np.float64)
+    return v[~np.isnan(v)]
+
+
+def test_full_data_categorical_measures_are_exact(reports):
+    rep, _, ref, cur = reports
+    for col in ("colour", "k"):
+        res = rep.column(col)
+        assert res.kind == "categorical"
+        r, c = ref[col].astype(str).to_numpy(), cur[col].astype(str).to_numpy()
+        cats = sorted(set(r) | set(c))
+        assert res.categories == cats
+        hr = np.array([(r == k).sum() for k in cats], float)
+        hc = np.array([(c == k).sum() for k in cats], float)
+        assert res.reference_counts == hr.astype(int).tolist()
+        assert res.current_counts == hc.astype(int).tolist()
+        pr, pc = hr / hr.sum(), hc / hc.sum()
+        assert res.measures["js"].value == float(discrete.js(pr, pc))
+        assert res.measures["tv"].value == float(discrete.tv(pr, pc))
+        assert res.measures["chi2"].value == float(discrete.chi2(smoothed(hr), smoothed(hc)))
+        assert (res.n_reference, res.n_current) == (len(ref), len(cur))
+
+
+def test_full_data_numeric_measures_within_the_sketch_error(reports):
+    rep, _, ref, cur = reports
+    for col in ("x", "z"):
+        res = rep.column(col)
+        r, c = _present(ref, col), _present(cur, col)
+        assert (res.n_reference, res.n_current) == (r.size, c.size)
+        assert res.missing_reference == len(ref) - r.size
+        err = rep.meta["sketch"]["columns"][col]
+        pooled = np.concatenate([r, c])
+        h = (pooled.max() - pooled.min()) / engine.GRID_BINS
+        assert err["grid_width"] == pytest.approx(h, rel=1e-12)
+        # exact counts on the reported (grid-snapped) edges, and js/psi computed from them
+        edges = np.asarray(res.edges)
+        k = len(edges) - 1
+        assert k <= n_bins(min(r.size, c.size))
+        hr = np.bincount(bin_codes(r, edges), minlength=k).astype(float)
+        hc = np.bincount(bin_codes(c, edges), minlength=k).astype(float)
+        assert res.reference_counts == hr.astype(int).tolist()
+        assert res.current_counts == hc.astype(int).tolist()
+        m = res.measures
+        assert m["js"].value == float(discrete.js(hr / hr.sum(), hc / hc.sum()))
+        assert m["psi"].value == float(discrete.jeffreys(smoothed(hr), smoothed(hc)))
+        # each edge within a few grid widths of the exact pooled quantile the local engine uses
+        exact = np.quantile(pooled, np.linspace(0, 1, n_bins(min(r.size, c.size)) + 1))
+        assert np.abs(edges - np.unique(exact)).max() <= 3 * h
+        w = stats.wasserstein_distance(r, c)
+        assert abs(m["wasserstein"].value - w) <= err["wasserstein"]
+        assert err["wasserstein"] <= 2 * h
+        ks = stats.ks_2samp(r, c).statistic
+        assert m["ks"].value <= ks + 1e-12 <= m["ks"].value + err["ks"] + 1e-12
+    print({c: {k: v.value for k, v in rep.column(c).measures.items()} for c in ("x", "z")})
+
+
+def test_sampled_measures_equal_the_local_engine(reports):
+    rep, local, _, _ = reports
+    assert rep.meta["sample_rows"] == [SAMPLE, SAMPLE]
+    assert sorted(c.name for c in rep.columns) == sorted(c.name for c in local.columns)
+    for res in rep.columns:
+        loc = local.column(res.name)
+        assert res.kind == loc.kind
+        full = rep.meta["full_data_measures"][res.kind]
+        for name, m in res.measures.items():
+            lm = loc.measures[name]
+            assert m.pvalue == lm.pvalue, name
+            # full-data measures: the sample's interval, moved to surround the full value
+            shift = m.value - lm.value if name in full else 0.0
+            assert m.ci_low == pytest.approx(lm.ci_low + shift, abs=1e-12), name
+            assert m.ci_high == pytest.approx(lm.ci_high + shift, abs=1e-12), name
+        if res.kind == "numeric":  # kl and the plot come from the sample
+            assert res.measures["kl"].value == loc.measures["kl"].value
+            assert np.array_equal(rep.plot_data[res.name][0], local.plot_data[res.name][0])
+    assert rep.joint == local.joint
+    assert rep.mutual_information == local.mutual_information
+    js = [c.measures["js"].value for c in rep.columns]
+    assert js == sorted(js, reverse=True)
+
+
+def test_meta_and_renderings(reports):
+    rep = reports[0]
+    meta = rep.meta
+    assert meta["engine"] == "dask" and meta["partitions"] == [FILES, FILES]
+    assert meta["rows_reference"] == sum(ROWS + 37 * i for i in range(FILES))
+    assert meta["full_data_measures"]["numeric"] == ["js", "psi", "wasserstein", "ks"]
+    assert "kl" in meta["sampled_measures"]
+    doc = json.loads(rep.to_json())
+    assert doc["meta"]["sketch"]["grid_bins"] == engine.GRID_BINS
+    assert "<svg" in rep.to_html() and "x" in rep.table()
+
+
+def test_csv_folder_and_equal_results_on_resplit_data(tmp_path, data, client, reports):
+    """The same rows as CSV files: the categorical counts are those of the Parquet run."""
+    ref = tmp_path / "ref_csv"
+    ref.mkdir()
+    whole = read_table(data[0])
+    for i, part in enumerate(np.array_split(np.arange(len(whole)), 3)):
+        whole.iloc[part].to_csv(ref / f"p{i}.csv", index=False)
+    rep = compare(str(ref), str(data[1]), engine="dask", scheduler=client, sample=50,
+                  columns=["colour", "x"], permutations=5, n_boot=3)
+    assert rep.meta["partitions"][0] == 3
+    for col in ("colour", "x"):
+        assert rep.column(col).reference_counts == reports[0].column(col).reference_counts
+        assert rep.column(col).measures["js"].value == reports[0].column(col).measures["js"].value
+
+
+def _run(argv, capsys):
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_with_scheduler_address(data, client, tmp_path, capsys):
+    ref, cur = data
+    out = tmp_path / "rep"
+    code, stdout, err = _run(["report", str(ref), str(cur), "--engine", "dask", "--target", "t",
+                              "--scheduler", client.scheduler.address, "--out", str(out),
+                              "--sample", "300", "--permutations", "5", "--n-boot", "3",
+                              "--no-rich"], capsys)
+    assert code == 0, err
+    assert {p.name for p in out.iterdir()} == {"report.html", "report.json", "report.md"}
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["meta"]["engine"] == "dask"
+    assert doc["meta"]["scheduler"] == client.scheduler.address
+    assert doc["target"]["name"] == "t" and "wrote html" in stdout
+    assert "engine dask" in stdout and "a sample of 300+300 rows" in stdout
+
+
+def test_cli_default_starts_and_closes_a_local_cluster(data, tmp_path, capsys, monkeypatch):
+    # A one-worker cluster in threads keeps this test quick; the worker-process cluster is
+    # exercised by the module's other tests through its address.
+    monkeypatch.setattr(engine, "LOCAL_CLUSTER", {"n_workers": 1, "threads_per_worker": 1,
+                                                  "processes": False,
+                                                  "dashboard_address": ":0"})
+    ref, cur = data
+    out = tmp_path / "rep"
+    code, stdout, err = _run(["report", str(ref), str(cur), "--engine", "dask", "--target", "t",
+                              "--out", str(out), "--sample", "200", "--permutations", "5",
+                              "--n-boot", "3", "--format", "json", "--no-rich"], capsys)
+    assert code == 0, err
+    assert "wrote json" in stdout
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["meta"]["scheduler"].startswith("local cluster (1 worker")
+    assert doc["target"]["mutual_information"]
+
+
+def test_cli_bad_scheduler_is_one_line(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT", 1.0)
+    ref, cur = data
+    for address in ("tcp://127.0.0.1:9", "no-such-scheme://x"):
+        code, _, err = _run(["report", str(ref), str(cur), "--engine", "dask", "--scheduler",
+                             address, "--out", str(tmp_path / "o")], capsys)
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert lines[-1].startswith("divergences: error: scheduler ")
+        assert "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_dask_missing_names_the_install(data, tmp_path, capsys, monkeypatch):
+    for mod in ("dask", "dask.dataframe", "distributed"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    ref, cur = data
+    code, _, err = _run(["report", str(ref), str(cur), "--engine", "dask",
+                         "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert err.strip() == f"divergences: error: {engine.INSTALL_HINT}"
+    assert "pip install 'divergences[dask]'" in err
+    with pytest.raises(InputError, match="pip install"):
+        compare(str(ref), str(cur), engine="dask")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--scheduler", "tcp://x:1"], "--scheduler needs --engine dask"),
+    (["--engine", "dask"], "reads two paths"),
+    (["REF", "--engine", "dask", "--split", "k=1"], "reads two paths"),
+    (["REF", "CUR", "--engine", "dask", "--sample", "0"], "needs --sample"),
+    (["REF", "CUR", "--engine", "spark"], "invalid choice"),
+])
+def test_cli_usage_errors(argv, match, data, tmp_path, capsys):
+    argv = [str(data[0]) if a == "REF" else str(data[1]) if a == "CUR" else a for a in argv]
+    code, _, err = _run(["report", *argv, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and match in err and "Traceback" not in err
+
+
+def test_input_errors_before_any_cluster(data, tmp_path):
+    ref, cur = data
+    missing = tmp_path / "nope"
+    with pytest.raises(InputError, match="no such file or folder"):
+        compare(str(missing), str(cur), engine="dask")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="holds no .csv or .parquet"):
+        compare(str(empty), str(cur), engine="dask")
+    with pytest.raises(InputError, match="no target column 'nope'"):
+        compare(str(ref), str(cur), target="nope", engine="dask")
+    with pytest.raises(InputError, match="no column 'q'"):
+        compare(str(ref), str(cur), columns=["q"], engine="dask")
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    pd.DataFrame({"a": [1.0]}).to_parquet(odd / "a.parquet")
+    pd.DataFrame({"b": [1.0]}).to_parquet(odd / "b.parquet")
+    with pytest.raises(InputError, match="b.parquet: its columns differ"):
+        compare(str(odd), str(cur), engine="dask")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="could not be read as Parquet"):
+        compare(str(bad), str(cur), engine="dask")
+    with pytest.raises(TypeError, match="pass a path"):
+        compare(read_table(ref), str(cur), engine="dask")
+    with pytest.raises(ValueError, match="engine must be"):
+        compare(str(ref), str(cur), engine="ray")
+    with pytest.raises(ValueError, match="only used with engine='dask'"):
+        compare({"a": [1.0, 2.0]}, {"a": [1.0, 2.0]}, scheduler="tcp://x:1")
+
+
+def test_mixed_kinds_across_partitions(tmp_path, client, data):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    pd.DataFrame({"a": np.arange(20.0)}).to_parquet(mixed / "1.parquet")
+    pd.DataFrame({"a": ["u"] * 20}).to_parquet(mixed / "2.parquet")
+    with pytest.raises(InputError, match="'a' in .*mixes numbers and text"):
+        compare(str(mixed), str(mixed), engine="dask", scheduler=client)
+
+
+def test_partition_without_values_and_unsupported_columns(tmp_path, client):
+    rng = np.random.default_rng(5)
+    folders = []
+    for side in ("r", "c"):
+        d = tmp_path / side
+        d.mkdir()
+        pd.DataFrame({"a": rng.normal(size=30), "when": pd.Timestamp("2024-01-01")}).to_parquet(
+            d / "1.parquet")
+        pd.DataFrame({"a": pd.Series([None] * 10, dtype=object),
+                      "when": pd.Timestamp("2024-01-02")}).to_parquet(d / "2.parquet")
+        folders.append(str(d))
+    rep = compare(*folders, engine="dask", scheduler=client, sample=20, permutations=5,
+                  n_boot=3)
+    a = rep.column("a")
+    assert (a.n_reference, a.missing_reference) == (30, 10)
+    assert sum(a.reference_counts) == 30
+    assert rep.skipped and rep.skipped[0]["column"] == "when"
+
+
+def test_only_categorical_columns(data, client, reports):
+    rep = compare(str(data[0]), str(data[1]), columns=["k", "colour"], engine="dask",
+                  scheduler=client, sample=50, permutations=5, n_boot=3)
+    assert rep.meta["sketch"]["columns"] == {} and rep.joint is None
+    for col in ("k", "colour"):
+        assert rep.column(col).current_counts == reports[0].column(col).current_counts
+        assert rep.column(col).measures["chi2"].value == \
+            reports[0].column(col).measures["chi2"].value
