@@ -244,3 +244,59 @@ def test_large_sample_runs():
     x, y = _binormal(18, 100_000, 0.5)
     e = mutual_information(x, y, method="ksg")
     assert abs(e.value - (-0.5 * math.log(0.75))) < 4 * e.stderr + 0.005
+
+
+def test_default_interval_is_bias_aware_for_neighbour_methods():
+    x, y = _binormal(30, 600, RHO)
+    e = mutual_information(x, y, method="ksg")
+    assert e.ci_method == "bias_aware"
+    assert e == mutual_information(x, y, method="ksg", ci="bias_aware")
+    n = mutual_information(x, y, method="ksg", ci="normal")
+    assert n.ci_method == "normal" and n.value == e.value
+    # the interval contains the local-term one, widened on the side of the estimated bias
+    b = e.details["bias_estimate"]
+    assert e.ci_low <= e.value - 1.95 * e.stderr and e.ci_high >= e.value + 1.95 * e.stderr
+    if b < 0:
+        assert e.ci_high - e.value > e.value - e.ci_low
+    assert e.details["local_stderr"] == pytest.approx(n.stderr)
+    # methods without a neighbour bias keep the normal interval by default
+    assert mutual_information(x, y, method="gaussian").ci_method == "normal"
+    ints = np.random.default_rng(0).integers(0, 3, (600, 2))
+    assert mutual_information(ints[:, 0], ints[:, 1]).ci_method == "normal"
+    d = mutual_information(ints[:, 0], ints[:, 1], ci="bias_aware")
+    assert d.ci_method == "bias_aware" and np.isfinite(d.details["bias_estimate"])
+    # too few rows for half-samples: the default falls back to the normal interval
+    assert mutual_information(x[:7], y[:7], method="ksg").ci_method == "normal"
+    with pytest.raises(ValueError, match="half-samples need n // 2 > k"):
+        mutual_information(x[:7], y[:7], method="ksg", ci="bias_aware")
+
+
+def test_bias_aware_interval_covers_a_strongly_biased_task():
+    # the benchmark's spiral task at n = 1000: KSG is about -0.15 nats low, the local-term
+    # interval misses almost always; the bias-aware one widens upwards by b_hat
+    rng = np.random.default_rng(5)
+    chol = np.linalg.cholesky(np.array([[1, 0, .8, 0], [0, 1, 0, .8], [.8, 0, 1, 0],
+                                        [0, .8, 0, 1.0]]))
+    z = rng.normal(size=(1000, 4)) @ chol.T
+    x, y = z[:, :2], z[:, 2:]
+    a = 1.5 * np.linalg.norm(x, axis=1)
+    x = np.stack([np.cos(a) * x[:, 0] - np.sin(a) * x[:, 1],
+                  np.sin(a) * x[:, 0] + np.cos(a) * x[:, 1]], axis=1)
+    truth = -math.log(1 - 0.64)
+    e = mutual_information(x, y, method="ksg", seed=0)
+    n = mutual_information(x, y, method="ksg", ci="normal", seed=0)
+    assert n.ci_high < truth  # the sampling interval misses
+    assert e.details["bias_estimate"] < -0.05 and e.ci_low <= truth <= e.ci_high
+
+
+def test_ci_choices_and_auto_pick_independent_of_ci():
+    x, y = _binormal(31, 500, 0.5)
+    picks = {mutual_information(x, y, ci=c).method for c in ("auto", "normal", "bias_aware")}
+    assert picks == {"gaussian_copula"}
+    with pytest.raises(ValueError, match="ci must be one of"):
+        conditional_mutual_information(x, y, x, ci="auto")
+    cm = conditional_mutual_information(x, y, np.random.default_rng(0).normal(size=500),
+                                        ci="bias_aware")
+    assert cm.ci_method == "bias_aware"
+    with pytest.raises(ValueError, match="ci='normal' only"):
+        mutual_information(x, y, method="infonce", ci="bias_aware")

@@ -74,3 +74,37 @@ def test_other_statistics(rng, statistic, module):
         return
     res = independence_test(x, y, statistic=statistic, permutations=9)
     assert res.statistic_name == statistic and res.pvalue == pytest.approx(1 / 10)
+
+
+def test_parallel_is_bit_identical_to_serial(rng):
+    x = rng.normal(size=120)
+    y = 0.3 * x + rng.normal(size=120)
+    runs = [independence_test(x, y, permutations=57, seed=11, n_jobs=j) for j in (1, 2, 3, -1)]
+    for r in runs[1:]:
+        assert np.array_equal(r.null_distribution, runs[0].null_distribution)
+        assert r.pvalue == runs[0].pvalue and r.statistic == runs[0].statistic
+    # 57 permutations: blocks of 25, 25, 7, each from its own SeedSequence child
+    assert runs[0].null_distribution.shape == (57,)
+    other = independence_test(x, y, permutations=57, seed=12, n_jobs=2)
+    assert not np.array_equal(other.null_distribution, runs[0].null_distribution)
+
+
+def test_plus_one_correction_exact_values(rng):
+    # strong dependence: no permuted statistic reaches the observed one, p = 1 / (1 + B)
+    x = rng.normal(size=200)
+    for b in (1, 9, 30):
+        res = independence_test(x, x + 0.01 * rng.normal(size=200), permutations=b,
+                                n_jobs=2)
+        assert res.pvalue == 1 / (1 + b)
+    # a constant y: every permuted statistic equals the observed one, p = (1 + B) / (1 + B)
+    xi = rng.integers(0, 3, 60)
+    res = independence_test(xi, np.zeros(60, dtype=np.int64), permutations=7, n_jobs=2)
+    assert res.pvalue == 1.0
+
+
+def test_n_jobs_errors(rng):
+    x = rng.normal(size=50)
+    with pytest.raises(ValueError, match="n_jobs must be >= 1 or -1"):
+        independence_test(x, x, permutations=5, n_jobs=0)
+    with pytest.raises(TypeError, match="n_jobs must be an int"):
+        independence_test(x, x, permutations=5, n_jobs=2.0)

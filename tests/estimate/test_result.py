@@ -115,3 +115,41 @@ def test_bootstrap_argument_errors(rng):
         mutual_information(x, y, ci="jackknife")
     with pytest.raises(ValueError, match="half-samples"):
         mutual_information(x[:7], y[:7], method="ksg", k=3, ci="bootstrap")
+
+
+def test_bias_aware_interval_recovers_a_power_law_bias():
+    import numpy as np
+
+    from divergences.estimate._result import bias_aware_interval, make
+
+    # T(idx) = mean of the data on idx + c / |idx|^a: the half-sample means average to the
+    # full mean exactly (n even, disjoint halves), so b_hat = c / n^a exactly when rate = a
+    data = np.random.default_rng(0).normal(size=1000)
+    c, a = -3.0, 0.35
+
+    def stat(idx):
+        return float(np.mean(data[idx]) + c / idx.shape[0] ** a)
+
+    full = np.arange(1000)
+    est = make(stat(full), 0.05, "t", 1000)
+    out = bias_aware_interval(est, stat, 1000, seed=1, rate=a)
+    assert out.details["bias_estimate"] == pytest.approx(c / 1000**a, rel=1e-9)
+    assert out.value == est.value and out.ci_method == "bias_aware"
+    # biased low: the upper end moves up by |b_hat|, the lower end only by the new stderr
+    z = 1.959963984540054
+    assert out.ci_high == pytest.approx(est.value + z * out.stderr - c / 1000**a, rel=1e-12)
+    assert out.ci_low == pytest.approx(est.value - z * out.stderr, rel=1e-12)
+    # pooled stderr: max(se, sqrt((se^2 + v_h) / 2)), v_h from paired half-sample differences
+    h = np.asarray(out.details["half_samples"])
+    v_h = np.mean((h[0::2] - h[1::2]) ** 2) / 4
+    assert out.stderr == pytest.approx(max(0.05, math.sqrt((0.05**2 + v_h) / 2)), rel=1e-12)
+    tiny = bias_aware_interval(make(stat(full), 1.0, "t", 1000), stat, 1000, seed=1, rate=a)
+    assert tiny.stderr == 1.0  # never below the local-term stderr
+    assert out.details["local_stderr"] == 0.05
+    # biased high: the lower end moves down instead; reproducible with the seed
+    up = bias_aware_interval(make(stat(full) + 0.0, 0.05, "t", 1000),
+                             lambda i: stat(i) - 2 * c / i.shape[0] ** a, 1000, seed=1, rate=a)
+    assert up.details["bias_estimate"] > 0
+    assert up == bias_aware_interval(make(stat(full) + 0.0, 0.05, "t", 1000),
+                                     lambda i: stat(i) - 2 * c / i.shape[0] ** a, 1000,
+                                     seed=1, rate=a)

@@ -19,7 +19,7 @@ from ._compressed import compressed_mutual_information
 from ._divergence import js, kl
 from ._entropy import entropy
 from ._mi import conditional_mutual_information, mutual_information
-from ._neural import neural_mutual_information
+from ._neural import neural_mutual_information, wasserstein_dependency
 from ._permutation import IndependenceTestResult, independence_test
 from ._result import Estimate
 from ._spectral import diffusion_spectral_entropy, diffusion_spectral_mutual_information
@@ -37,4 +37,5 @@ __all__ = [
     "kl",
     "mutual_information",
     "neural_mutual_information",
+    "wasserstein_dependency",
 ]
