@@ -13,7 +13,7 @@ Zero mass (the conventions every function in the library follows):
 * :math:`p_i = q_i = 0` contributes 0;
 * :math:`q_i = 0 < p_i` contributes :math:`p_i \lim_{t\to\infty} f(t)/t` (``slope_inf``;
   ``+inf`` for KL, ``1/2`` for total variation);
-* :math:`p_i = 0 < q_i` contributes :math:`q_i f(0^+)` (``f0``; ``1`` for KL, ``+inf`` for
+* :math:`p_i = 0 < q_i` contributes :math:`q_i f(0^+)` (``f0``; ``0`` for KL, ``+inf`` for
   reverse KL).
 
 Each :class:`FDivergence` evaluates its terms from *log* masses (``pointwise``), so that logits
