@@ -42,9 +42,12 @@ Sections (one table each):
     error of the value against a solve to ``tol = 1e-9``. Deterministic (no timing): it sets
     ``divergences._sinkhorn.OVERRELAXATION``.
 ``backends``
-    One soft-min (``Cost.softmin``) on the dense and the online backend at several sizes and,
-    for the online backend at ``n = 5,000``, several block sizes (median of ``--softmin-repeats``
-    interleaved calls). It sets ``AUTO_MAX_ENTRIES`` and ``BLOCK_ELEMENTS``.
+    One soft-min (``Cost.softmin``) on the dense and the online backend at several sizes and
+    dimensions ``d`` (the online backend recomputes each cost entry, ``O(d)`` work, where the
+    dense one reads it) and, for the online backend at ``n = 5,000``, several block sizes
+    (median of 7 interleaved calls). It sets ``AUTO_MAX_ENTRIES`` and ``BLOCK_ELEMENTS``. Run
+    it with ``--threads 1`` on a loaded machine: two OpenMP threads on oversubscribed cores
+    spend most of a short call waiting at barriers.
 """
 
 from __future__ import annotations
@@ -74,10 +77,13 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 EPS = 0.01
 TOL = 1e-3
 FULL = {"n": 5000, "n_online": 20000, "rounds": 3, "n_iter": 1500,
-        "softmin_sizes": [1000, 2500, 5000], "blocks": [1 << 16, 1 << 18, 1 << 20, 1 << 22],
-        "softmin_repeats": 5, "ref_scaling": 0.95}
+        "softmin_dims": [(2, [300, 1000, 2500, 5000, 10000]), (16, [2500, 5000, 10000]),
+                         (64, [2500, 5000, 10000])],
+        "block_n": 5000, "blocks": [1 << 16, 1 << 18, 1 << 20, 1 << 22],
+        "softmin_repeats": 7, "ref_scaling": 0.95}
 QUICK = {"n": 400, "n_online": 1000, "rounds": 1, "n_iter": 300,
-         "softmin_sizes": [200, 400], "blocks": [1 << 14, 1 << 16], "softmin_repeats": 2,
+         "softmin_dims": [(2, [200, 400]), (16, [300])], "block_n": 400,
+         "blocks": [1 << 14, 1 << 16], "softmin_repeats": 2,
          "ref_scaling": 0.9}
 
 
@@ -304,25 +310,38 @@ def _softmin_ms(cost, h, logw, repeats: int) -> float:
     return 1e3 * statistics.median(out)
 
 
+def _dim_clouds(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centred clouds in ``d`` dimensions: the 2-D benchmark clouds for ``d = 2``, else uniform
+    against a shifted Gaussian on the unit cube (the same design, more axes)."""
+    if d == 2:
+        x, y = clouds(n, seed)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.rand(n, d, generator=gen)
+        y = 0.2 * torch.randn(n, d, generator=gen) + 0.5
+    return x[None] - 0.5, y[None] - 0.5
+
+
 def backends_section(cfg: dict[str, Any]) -> list[str]:
     reps = cfg["softmin_repeats"]
     lines = ["### backends: one soft-min, float32, p = 2 (median ms)", "",
-             "| n = m | dense | online (BLOCK_ELEMENTS) | online/dense |", "|---:|---:|---:|---:|"]
-    for n in cfg["softmin_sizes"]:
-        x, y = clouds(n)
-        x, y = x[None] - 0.5, y[None] - 0.5
-        h = torch.zeros(1, n)
-        lw = torch.full((1, n), -math.log(n))
-        dense = _sinkhorn.Cost(x, y, 2, False)
-        online = _sinkhorn.Cost(x, y, 2, True)
-        d, o = [], []
-        for _ in range(reps):  # interleaved
-            d.append(_softmin_ms(dense, h, lw, 1))
-            o.append(_softmin_ms(online, h, lw, 1))
-        del dense
-        lines.append(f"| {n:,} | {statistics.median(d):.1f} | {statistics.median(o):.1f} | "
-                     f"{statistics.median(o) / statistics.median(d):.2f} |")
-    n = max(cfg["softmin_sizes"])
+             "| d | n = m | dense | online (BLOCK_ELEMENTS) | online/dense |",
+             "|---:|---:|---:|---:|---:|"]
+    for d, sizes in cfg["softmin_dims"]:
+        for n in sizes:
+            x, y = _dim_clouds(n, d)
+            h = torch.zeros(1, n)
+            lw = torch.full((1, n), -math.log(n))
+            dense = _sinkhorn.Cost(x, y, 2, False)
+            online = _sinkhorn.Cost(x, y, 2, True)
+            t_d, t_o = [], []
+            for _ in range(reps):  # interleaved
+                t_d.append(_softmin_ms(dense, h, lw, 1))
+                t_o.append(_softmin_ms(online, h, lw, 1))
+            del dense
+            md, mo = statistics.median(t_d), statistics.median(t_o)
+            lines.append(f"| {d} | {n:,} | {md:.1f} | {mo:.1f} | {mo / md:.2f} |")
+    n = cfg["block_n"]
     x, y = clouds(n)
     x, y = x[None] - 0.5, y[None] - 0.5
     h = torch.zeros(1, n)

@@ -34,14 +34,14 @@ import torch
 BLOCK_ELEMENTS = 1 << 20
 
 # backend="auto" uses the dense cost matrix up to this many entries B * n * m, and the online
-# backend above it. Set by memory, not speed: the dense path is the faster one wherever it fits.
-# Measured (benchmarks/transport.py, section "divergence", results_transport.md, 2026-11-29,
-# preliminary, 2 threads on a loaded 2-core machine): sinkhorn_divergence at n = 5,000 took
-# 26 s dense and 369 s online (same value). At 5,000 x 5,000 the dense matrix, its transpose
-# and one temporary take about 300 MB in float32 (600 MB in float64); at 20,000 per side they
-# would take about 5 GB, where the online backend needs 27 MB above its inputs (same file,
-# section "online"). geomloss switches at the same 5,000^2 pairs. BLOCK_ELEMENTS was not
-# re-tuned: the per-block timings (section "backends") were too noisy on that machine.
+# backend above it. Measured per soft-min (benchmarks/transport.py, section "backends",
+# RESULTS.md 2026-11-29 16:55, one thread, interleaved): dense is faster up to 2,500 points
+# (online/dense 1.4-3.4 at d = 2, 1.2-1.3 at d = 16 and 64); at 5,000 the two are even
+# (0.85-0.99); at 10,000 dense is even or faster (1.02-1.41). Speed therefore never argues for
+# switching early, and above 5,000 it does not argue for dense either, so memory decides: at
+# 5,000 x 5,000 the dense matrix, its transpose and one temporary take about 300 MB in float32
+# (600 MB in float64), at 20,000 per side about 5 GB, where the online backend needs 27 MB
+# above its inputs (section "online"). geomloss switches at the same 5,000^2 pairs.
 AUTO_MAX_ENTRIES = 5000 * 5000
 
 # Over-relaxation of the Sinkhorn updates at the target epsilon (see :func:`solve`). Measured
