@@ -19,6 +19,7 @@ from ._compressed import compressed_mutual_information
 from ._divergence import js, kl
 from ._entropy import entropy
 from ._mi import conditional_mutual_information, mutual_information
+from ._mist import mist_mutual_information
 from ._neural import neural_mutual_information, wasserstein_dependency
 from ._permutation import IndependenceTestResult, independence_test
 from ._result import Estimate
@@ -35,6 +36,7 @@ __all__ = [
     "independence_test",
     "js",
     "kl",
+    "mist_mutual_information",
     "mutual_information",
     "neural_mutual_information",
     "wasserstein_dependency",
