@@ -1,12 +1,26 @@
 r"""Distillation loss from hidden states and LM-head weights, without the full logits.
 
-The tokens are processed ``chunk`` at a time. For each chunk the student's and the teacher's
-logits (chunk x V) are formed, the per-token loss and its gradient with respect to the
-student's pre-activation logits are computed (the same row function and registry terms as
-:func:`distillation_loss`), and that gradient is contracted at once into the gradients of the
-student's hidden states, LM-head weight and bias. What stays in memory: those gradients (the
-size of the inputs they belong to, the weight's accumulated in float32) and O(N) statistics; the
-N x V logits never exist.
+The tokens are processed ``chunk`` at a time. For each chunk:
+
+1. the student's and the teacher's logits (chunk x V, float32) are formed, one matmul each,
+   scaled and soft-capped in place; their log-normalisers ``log Z`` (at the temperature, and
+   the student's at temperature 1 for the cross-entropy) are accumulated over vocabulary
+   tiles with an online log-sum-exp, so no chunk x V temporary is made;
+2. tile by tile, the exact log-probabilities ``z / T - log Z`` give the registry's terms
+   ``q f(p / q)`` and, by one small autograd pass per tile, their partial derivatives
+   ``a = d terms / d log q`` (the tile's temporaries only; ``a`` overwrites the teacher's
+   tile, which is no longer needed). The per-token value ``D = sum a-terms`` and
+   ``S = sum_v a_v`` are accumulated;
+3. tile by tile again, the gradient with respect to the student's logits,
+   ``g = c (a - q S) / T + h (softmax(z) - onehot(label))`` (the ``- q S`` term is the
+   derivative of ``log Z``: it needs the whole-vocabulary sum ``S``, which is why the
+   gradient waits for step 2 to finish), times the derivative of the scale and soft cap,
+   overwrites the tile; then ``grad_hidden[chunk] = g @ W`` and ``grad_W += g^T h`` (one
+   matmul each, accumulated in float32) and ``grad_b += sum g``.
+
+Memory beyond the gradients of the hidden states, weight and bias: two chunk x V float32
+buffers and one tile's temporaries, both sized from N and V (:func:`auto_sizes`), plus O(N)
+statistics. The N x V logits never exist.
 """
 
 from __future__ import annotations
@@ -21,7 +35,6 @@ from .._arrays import check_range
 from . import _chunked_distill as cd
 from ._distill import (
     DistillationOutput,
-    _dense_row_fn,
     check_options,
     reduce_values,
     resolve_divergence,
@@ -29,7 +42,41 @@ from ._distill import (
     token_weights,
 )
 
-__all__ = ["fused_linear_distillation_loss"]
+__all__ = ["auto_sizes", "fused_linear_distillation_loss"]
+
+# Default sizes, as fractions of N*V float32 elements (the unit of the memory target). The two
+# chunk x V buffers take 2 / CHUNK_DIVISOR of it (0.031 at the default); a tile's autograd
+# temporaries (about 20 float32 tensors of chunk x tile for "js") about 20 / TILE_DIVISOR:
+# about 0.045 x N*V*4 bytes by design. Measured peak resident memory beyond the gradients
+# (benchmarks/distill.py): see benchmarks/RESULTS.md; allocator and BLAS workspace add tens
+# of MiB whatever N is, so the ratio is only meaningful at large N.
+CHUNK_DIVISOR = 64
+TILE_DIVISOR = 1500
+# Absolute clamps: a chunk of at least 2**16 and at most 2**24 elements per buffer (64 MiB in float32), a tile
+# of 2**14 to 2**18 elements (below that the per-tile overhead dominates).
+MIN_CHUNK_ELEMENTS = 1 << 16
+MAX_CHUNK_ELEMENTS = 1 << 24
+MIN_TILE_ELEMENTS = 1 << 14
+MAX_TILE_ELEMENTS = 1 << 18
+
+
+def auto_sizes(n: int, v: int) -> tuple[int, int]:
+    """Default ``(chunk, tile)``: tokens per chunk and vocabulary entries per tile.
+
+    ``chunk = ceil(n / 64)`` (at least ``2**16 / v``: below that the per-chunk overhead
+    dominates and the absolute memory is small; at most ``2**24 / v``), ``tile`` such that ``chunk * tile`` is
+    ``n * v / 1500`` clamped to ``[2**14, 2**18]``; both at least 1 and at most ``n``, ``v``.
+
+    >>> auto_sizes(4096, 32000)
+    (64, 1365)
+    """
+    n, v = max(n, 1), max(v, 1)
+    chunk = max(-(-n // CHUNK_DIVISOR), MIN_CHUNK_ELEMENTS // v)
+    chunk = min(chunk, max(1, MAX_CHUNK_ELEMENTS // v))
+    chunk = max(1, min(chunk, n))
+    elems = min(max(n * v // TILE_DIVISOR, MIN_TILE_ELEMENTS), MAX_TILE_ELEMENTS)
+    tile = max(1, min(v, elems // chunk))
+    return chunk, tile
 
 
 def head_logits(
@@ -51,58 +98,147 @@ def transform(z: torch.Tensor, scale: float, softcap: float | None) -> torch.Ten
     return z
 
 
-def _pad(z: torch.Tensor, v: int) -> torch.Tensor:
-    return torch.nn.functional.pad(z, (0, v - z.shape[-1]), value=-math.inf)
+def _chunk_logits(h, w, b, scale, cap, v, dt):
+    """The chunk's transformed logits ``(c, v)`` in ``dt``, ``-inf`` beyond ``w``'s rows.
+
+    The matmul output is the buffer (float32 inputs) or is converted once into it; scale,
+    bias and soft cap are applied in place."""
+    z = h @ w.t()
+    if z.dtype != dt:  # half precision: the head's output is rounded as in the model
+        z = (z + b if b is not None else z).to(dt)
+    elif b is not None:
+        z.add_(b)
+    if scale != 1.0:
+        z.mul_(scale)
+    if cap is not None:
+        z.div_(cap).tanh_().mul_(cap)
+    if z.shape[-1] < v:
+        z = torch.nn.functional.pad(z, (0, v - z.shape[-1]), value=-math.inf)
+    return z
+
+
+def _log_normaliser(z: torch.Tensor, inv_t: float, tile: int) -> torch.Tensor:
+    """``logsumexp(z * inv_t, -1)`` over vocabulary tiles (no chunk x V temporary)."""
+    m = z.amax(-1)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m)).unsqueeze(-1)
+    acc = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+    for j in range(0, z.shape[-1], tile):
+        x = z[:, j:j + tile] - m
+        if inv_t != 1.0:
+            x = x * inv_t
+        acc = acc + torch.exp(x).sum(-1)
+    return m.squeeze(-1) * inv_t + torch.log(acc)
+
+
+def _terms_and_partials(fd, lp, lq, finite):
+    """Per-row sum of the registry's terms and their partial derivatives wrt ``lq``.
+
+    ``finite``: no logit can be ``-inf`` (no bias, no padding), so the registry's zero-mass
+    bookkeeping is skipped (``zero_mass=False``: fewer temporaries and kernels), and for a
+    member with a log-domain derivative ``f'(e^s)`` the partials are formed directly from the
+    registry's ``f`` and ``f'``: ``d/d log q [q f(p/q)] = q f(r) - p f'(r)``; otherwise by one
+    autograd pass over the tile."""
+    if finite and fd.f_prime_log is not None:
+        t = fd.terms(lp, lq, sync=False, zero_mass=False)
+        return t.sum(-1), t - torch.exp(lp) * fd.derivative_log(lp - lq)
+
+    def fn(x):
+        d = fd.terms(lp, x, sync=False, zero_mass=False if finite else None).sum(-1)
+        return d, (d, d)
+
+    d, _, _, raw = cd._vjp(fn, [lq])
+    return d, raw[0]
+
+
+def _chunk(cfg, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
+    """Per-token ``(soft, hard)`` of one chunk and the gradient wrt the student's pre-activation
+    logits ``(c, V_s)`` (``None`` without ``need_grad``)."""
+    (fd, inv_t, with_ce, _chunk_rows, tile, w_soft, w_hard, s_scale, s_cap, t_scale, t_cap,
+     v, dt, finite) = cfg
+    vs = ws.shape[0]
+    c = h_c.shape[0]
+    zs = _chunk_logits(h_c, ws, bs, s_scale, s_cap, v, dt)
+    buf = _chunk_logits(ht_c, wt, bt, t_scale, t_cap, v, dt)
+    ls = _log_normaliser(zs, inv_t, tile).unsqueeze(-1)
+    lt = _log_normaliser(buf, inv_t, tile).unsqueeze(-1)
+    d = zs.new_zeros(c)
+    s_sum = zs.new_zeros(c)
+    for j in range(0, v, tile):
+        lq = zs[:, j:j + tile] * inv_t - ls
+        lp = buf[:, j:j + tile] * inv_t - lt
+        d_t, a_t = _terms_and_partials(fd, lp, lq, finite)
+        d = d + d_t
+        s_sum = s_sum + a_t.sum(-1)
+        buf[:, j:j + tile] = a_t
+    pos = d >= 0.0  # the registry clamps D at 0 (rounding); no gradient where it did
+    soft = d.clamp_min(0.0)
+    zero = torch.zeros((), dtype=dt, device=zs.device)
+    if with_ce:
+        l1 = ls.squeeze(-1) if inv_t == 1.0 else _log_normaliser(zs, 1.0, tile)
+        hard = l1 - zs.gather(-1, lab.unsqueeze(-1)).squeeze(-1)
+    else:
+        hard = torch.zeros_like(soft)
+    soft = torch.where(keep, soft, zero)
+    hard = torch.where(keep, hard, zero)
+    if not need_grad:
+        return soft, hard, None
+    kw = torch.where(keep, wrow.to(dt), zero)
+    cs = torch.where(pos, kw * (w_soft * inv_t), zero).unsqueeze(-1)
+    ch = (kw * w_hard).unsqueeze(-1)
+    use_hard = with_ce and w_hard != 0.0
+    neg_s = -s_sum.unsqueeze(-1)
+    for j in range(0, v, tile):
+        z_t = zs[:, j:j + tile]
+        a_t = buf[:, j:j + tile]
+        x = z_t * inv_t if inv_t != 1.0 else z_t
+        q = torch.exp(x - ls)
+        g = a_t.addcmul_(q, neg_s).mul_(cs)  # in place in the buffer: c (a - q S) / T
+        if use_hard:
+            q1 = q if inv_t == 1.0 else torch.exp(z_t - l1.unsqueeze(-1))
+            g.addcmul_(q1, ch)
+        if s_cap is not None:
+            g.mul_(s_scale * (1.0 - (z_t / s_cap) ** 2))
+        elif s_scale != 1.0:
+            g.mul_(s_scale)
+    if use_hard:
+        z_l = zs.gather(-1, lab.unsqueeze(-1))
+        fac = s_scale * (1.0 - (z_l / s_cap) ** 2) if s_cap is not None else s_scale
+        buf.scatter_add_(-1, lab.unsqueeze(-1), -ch * fac)
+    return soft, hard, buf[:, :vs]
 
 
 class _FusedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cfg, keep, weights, labels, hs, ws, bs, ht, wt, bt):
-        (row_fn, chunk, w_soft, w_hard, s_scale, s_cap, t_scale, t_cap, v) = cfg
+        chunk, dt = cfg[3], cfg[12]
         n = hs.shape[0]
         vs = ws.shape[0]
-        dt = torch.float64 if hs.dtype == torch.float64 else torch.float32
         acc = torch.float64 if ws.dtype == torch.float64 else torch.float32
         need_h, need_w = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
         need_b = bs is not None and ctx.needs_input_grad[6]
-        out = torch.zeros((), dtype=dt, device=hs.device)
         soft = hs.new_empty(n, dtype=dt)
         hard = hs.new_empty(n, dtype=dt)
         g_h = torch.empty_like(hs) if need_h else None
         g_w = torch.zeros(ws.shape, dtype=acc, device=ws.device) if need_w else None
         g_b = torch.zeros(vs, dtype=acc, device=ws.device) if need_b else None
         need_any = need_h or need_w or need_b
-
-        def student_fn(z_pre, zt, lab):
-            z = transform(z_pre, s_scale, s_cap)
-            if z.shape[-1] < v:
-                z = _pad(z, v)
-            return row_fn(z, zt, lab)
-
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
             h_c = hs[s:e]
-            z_pre = head_logits(h_c, ws, bs)
-            zt = transform(head_logits(ht[s:e], wt, bt).to(dt), t_scale, t_cap)
-            if zt.shape[-1] < v:
-                zt = _pad(zt, v)
-            tot, s_c, h_cv, grads = cd.chunk_values_and_grads(
-                student_fn, z_pre, [zt, labels[s:e]], [False, False], keep[s:e], w_soft,
-                w_hard, need_student_grad=need_any,
-            )
-            wc = weights[s:e].to(dt)
-            out = out + (tot.to(dt) * wc).sum()
-            soft[s:e] = s_c.to(dt)
-            hard[s:e] = h_cv.to(dt)
-            if not need_any:
+            s_c, h_cv, g = _chunk(cfg, h_c, ws, bs, ht[s:e], wt, bt, labels[s:e], keep[s:e],
+                                  weights[s:e], need_any)
+            soft[s:e] = s_c
+            hard[s:e] = h_cv
+            if g is None:
                 continue
-            g = grads[0] * wc.unsqueeze(-1).to(grads[0].dtype)  # (c, V_s), float32
             if g_h is not None:
                 g_h[s:e] = (g.to(ws.dtype) @ ws).to(g_h.dtype)
             if g_w is not None:
                 g_w.addmm_(g.t().to(acc), h_c.to(acc))
             if g_b is not None:
                 g_b.add_(g.sum(0).to(acc))
+        total = cfg[5] * soft + cfg[6] * hard if cfg[6] != 0.0 else cfg[5] * soft
+        out = (total * weights.to(dt)).sum()
         ctx.mark_non_differentiable(soft, hard)
         ctx.grads = [g_h, None if g_w is None else g_w.to(ws.dtype),
                      None if g_b is None else g_b.to(bs.dtype)]
@@ -168,6 +304,7 @@ def fused_linear_distillation_loss(
     temperature_scaling: bool = False,
     return_components: bool = False,
     chunk_size: int | None = None,
+    vocab_tile: int | None = None,
     pad_vocab: bool = False,
     student_logit_scale: float = 1.0,
     teacher_logit_scale: float = 1.0,
@@ -185,12 +322,19 @@ def fused_linear_distillation_loss(
     ``student_hidden`` ``(..., H_s)`` with ``student_weight`` ``(V_s, H_s)``;
     ``teacher_hidden`` ``(..., H_t)`` (same batch shape; ``H_t`` may differ) with
     ``teacher_weight`` ``(V_t, H_t)``. Gradients flow to the student's hidden states, weight
-    and bias; the teacher is treated as frozen (no gradient). The tokens are processed
-    ``chunk_size`` at a time (default as :func:`distillation_loss`): each chunk's logits
-    (chunk x V, twice) are formed, differentiated in float32 and contracted into the
-    gradients at once. Memory beyond those gradients (the weight's accumulated in float32):
-    the chunk temporaries only. The loss must be reduced when a gradient is needed
-    (``reduction="none"`` gives values only).
+    and bias; the teacher is treated as frozen (no gradient).
+
+    Computation (see the module notes): ``chunk_size`` tokens at a time (default
+    ``ceil(N / 64)``), each chunk's two logit blocks are formed once in float32; the exact
+    log-normalisers come from an online log-sum-exp over vocabulary tiles of ``vocab_tile``
+    entries (default: :func:`auto_sizes`), then, tile by tile, the registry's terms, their
+    derivatives and the gradient with respect to the student's logits are formed and
+    contracted into the gradients of the hidden states (``g @ W``), weight (``g^T h``,
+    accumulated in float32) and bias. Memory beyond those gradients: two chunk x V float32
+    buffers and one tile's temporaries (about 0.045 x N*V*4 bytes at the defaults by design;
+    measured in ``benchmarks/distill.py``). The loss must be reduced when a gradient
+    is needed (``reduction="none"`` gives values only); the backward pass scales the stored
+    gradients in place, so a second backward through the same graph is an error.
 
     >>> import torch
     >>> from divergences.losses import distillation_loss, fused_linear_distillation_loss
@@ -204,6 +348,10 @@ def fused_linear_distillation_loss(
     hs, ws, bs = _check_pair(student_hidden, student_weight, student_bias, "student")
     ht, wt, bt = _check_pair(teacher_hidden, teacher_weight, teacher_bias, "teacher")
     temp, h = check_options(temperature, hard_weight, reduction, chunk_size)
+    if vocab_tile is not None and (
+        isinstance(vocab_tile, bool) or not isinstance(vocab_tile, int) or vocab_tile < 1
+    ):
+        raise ValueError(f"vocab_tile must be a positive int or None; got {vocab_tile!r}")
     fd = resolve_divergence(divergence, beta, alpha)
     s_scale = check_range(student_logit_scale, "student_logit_scale", 0.0, low_open=True)
     t_scale = check_range(teacher_logit_scale, "teacher_logit_scale", 0.0, low_open=True)
@@ -253,8 +401,12 @@ def fused_linear_distillation_loss(
         weights_run = torch.ones(n, dtype=dt, device=hs.device)
     else:
         weights_run = weights
-    cfg = (_dense_row_fn(fd, temp, with_ce), chunk_size or cd.auto_chunk(n, v),
-           (1.0 - h) * scale, h, s_scale, s_cap, t_scale, t_cap, v)
+    auto_chunk, auto_tile = auto_sizes(n, v)
+    chunk = chunk_size or auto_chunk
+    tile = vocab_tile or max(1, min(v, (auto_chunk * auto_tile) // chunk))
+    finite = bs is None and bt is None and vs == vt
+    cfg = (fd, 1.0 / temp, with_ce, chunk, tile, (1.0 - h) * scale, h, s_scale, s_cap,
+           t_scale, t_cap, v, dt, finite)
     if wants:
         out, soft, hard = _FusedLinear.apply(cfg, keep, weights_run, safe_labels, hs2, ws, bs,
                                              ht2.detach(), wt.detach(),

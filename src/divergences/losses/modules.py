@@ -160,7 +160,8 @@ class SparseDistillationLoss(nn.Module):
 class FusedLinearDistillationLoss(nn.Module):
     """Module face of :func:`~divergences.losses.fused_linear_distillation_loss`.
 
-    Options at construction (those of :class:`DistillationLoss` plus ``student_logit_scale``,
+    Options at construction (those of :class:`DistillationLoss` plus ``vocab_tile``,
+    ``student_logit_scale``,
     ``teacher_logit_scale``, ``student_final_logit_softcapping``,
     ``teacher_final_logit_softcapping``); ``forward(student_hidden, student_weight,
     teacher_hidden, teacher_weight, student_bias=None, teacher_bias=None, labels=None,
@@ -189,6 +190,7 @@ class FusedLinearDistillationLoss(nn.Module):
         hard_weight: float = 0.0,
         temperature_scaling: bool = False,
         chunk_size: int | None = None,
+        vocab_tile: int | None = None,
         pad_vocab: bool = False,
         student_logit_scale: float = 1.0,
         teacher_logit_scale: float = 1.0,
@@ -207,6 +209,7 @@ class FusedLinearDistillationLoss(nn.Module):
         self.hard_weight = hard_weight
         self.temperature_scaling = temperature_scaling
         self.chunk_size = chunk_size
+        self.vocab_tile = vocab_tile
         self.pad_vocab = pad_vocab
         self.student_logit_scale = student_logit_scale
         self.teacher_logit_scale = teacher_logit_scale
@@ -233,7 +236,7 @@ class FusedLinearDistillationLoss(nn.Module):
             ignore_index=self.ignore_index, mask=mask, reduction=self.reduction,
             num_items_in_batch=num_items_in_batch, hard_weight=self.hard_weight,
             temperature_scaling=self.temperature_scaling, return_components=return_components,
-            chunk_size=self.chunk_size, pad_vocab=self.pad_vocab,
+            chunk_size=self.chunk_size, vocab_tile=self.vocab_tile, pad_vocab=self.pad_vocab,
             student_logit_scale=self.student_logit_scale,
             teacher_logit_scale=self.teacher_logit_scale,
             student_final_logit_softcapping=self.student_final_logit_softcapping,
