@@ -54,7 +54,7 @@ from ._columns import (
     compare_categorical,
     compare_numeric,
 )
-from ._io import InputError
+from ._io import InputError, choose_columns
 from ._joint import benjamini_hochberg, joint_mmd, target_information, target_sample
 
 __all__ = [
@@ -343,26 +343,7 @@ def compare(
     ref = _subsample(ref, sample, rng)
     cur = _subsample(cur, sample, rng)
 
-    if target is not None:
-        for cols, label in ((ref, ref_label), (cur, cur_label)):
-            if target not in cols:
-                raise InputError(f"{label}: no target column {target!r}")
-    if columns is None:
-        chosen = [c for c in ref if c in cur and c != target]
-        if not chosen:
-            raise InputError(f"{ref_label} and {cur_label} share no column to compare")
-    else:
-        if isinstance(columns, str):
-            raise TypeError("columns must be a sequence of column names, not a string")
-        chosen = [str(c) for c in columns]
-        if not chosen:
-            raise InputError("columns is empty")
-        for c in chosen:
-            for cols, label in ((ref, ref_label), (cur, cur_label)):
-                if c not in cols:
-                    raise InputError(f"{label}: no column {c!r}")
-        if target in chosen:
-            raise InputError(f"column {target!r} is the target; it cannot be compared too")
+    chosen = choose_columns(ref, cur, target, columns, ref_label, cur_label)
 
     typed: list[tuple[str, str, np.ndarray, np.ndarray]] = []
     skipped: list[dict[str, str]] = []

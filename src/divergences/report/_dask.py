@@ -64,7 +64,7 @@ from ._columns import (
     n_bins,
     smoothed,
 )
-from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError
+from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError, choose_columns
 from ._sketch import (
     CategoricalSketch,
     NumericSketch,
@@ -402,26 +402,7 @@ def compare_dask(
     frames = [_open(reference, ref_label), _open(current, cur_label)]
     ref_cols = [str(c) for c in frames[0].columns]
     cur_cols = [str(c) for c in frames[1].columns]
-    if target is not None:
-        for cols, label in ((ref_cols, ref_label), (cur_cols, cur_label)):
-            if target not in cols:
-                raise InputError(f"{label}: no target column {target!r}")
-    if columns is None:
-        chosen = [c for c in ref_cols if c in cur_cols and c != target]
-        if not chosen:
-            raise InputError(f"{ref_label} and {cur_label} share no column to compare")
-    else:
-        if isinstance(columns, str):
-            raise TypeError("columns must be a sequence of column names, not a string")
-        chosen = [str(c) for c in columns]
-        if not chosen:
-            raise InputError("columns is empty")
-        for c in chosen:
-            for cols, label in ((ref_cols, ref_label), (cur_cols, cur_label)):
-                if c not in cols:
-                    raise InputError(f"{label}: no column {c!r}")
-        if target in chosen:
-            raise InputError(f"column {target!r} is the target; it cannot be compared too")
+    chosen = choose_columns(ref_cols, cur_cols, target, columns, ref_label, cur_label)
     wanted = chosen + ([target] if target is not None else [])
 
     with _client(scheduler) as (client, where):

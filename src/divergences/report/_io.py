@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUNDLED_NAME", "InputError", "load_bundled", "read_table", "split_table"]
+__all__ = ["BUNDLED_NAME", "InputError", "choose_columns", "load_bundled", "read_table", "split_table"]
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -164,3 +164,30 @@ def split_table(df: Any, column: str, value: str, source: str) -> tuple[Any, Any
         raise InputError(f"{source}: every row has {column} == {value!r}; nothing to compare")
     rest = df.drop(columns=[column])
     return rest[~mask].reset_index(drop=True), rest[mask].reset_index(drop=True)
+
+
+def choose_columns(ref_cols: Any, cur_cols: Any, target: str | None, columns: Any,
+                   ref_label: str, cur_label: str) -> list[str]:
+    """The columns to compare: ``columns`` (checked against both sides) or every column the
+    two sides share, the target excepted; an :class:`InputError` naming the side otherwise."""
+    if target is not None:
+        for cols, label in ((ref_cols, ref_label), (cur_cols, cur_label)):
+            if target not in cols:
+                raise InputError(f"{label}: no target column {target!r}")
+    if columns is None:
+        chosen = [c for c in ref_cols if c in cur_cols and c != target]
+        if not chosen:
+            raise InputError(f"{ref_label} and {cur_label} share no column to compare")
+        return chosen
+    if isinstance(columns, str):
+        raise TypeError("columns must be a sequence of column names, not a string")
+    chosen = [str(c) for c in columns]
+    if not chosen:
+        raise InputError("columns is empty")
+    for c in chosen:
+        for cols, label in ((ref_cols, ref_label), (cur_cols, cur_label)):
+            if c not in cols:
+                raise InputError(f"{label}: no column {c!r}")
+    if target in chosen:
+        raise InputError(f"column {target!r} is the target; it cannot be compared too")
+    return chosen
