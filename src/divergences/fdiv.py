@@ -46,6 +46,7 @@ __all__ = ["FDivergence", "evaluate", "f_distill_weights", "get", "names", "regi
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 LogFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PairFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class FDivergence:
     conjugate:
         Convex conjugate :math:`f^*(u) = \sup_{t\ge0} (tu - f(t))`. When omitted it is solved
         numerically (bisection on :math:`f'(t) = u`).
+    pointwise_partial:
+        ``pointwise_partial(lp, lq)`` returns ``(terms, d terms / d lq)``: the terms as
+        ``pointwise`` gives them and their partial derivative with respect to ``log q``, in a
+        form that stays finite for finite log masses (the chain rule through
+        ``pointwise`` can form ``0 * inf``). Used by :meth:`terms_and_partial`; members
+        without it fall back to autograd through ``pointwise``.
     params:
         Parameters of a parametric member (``beta`` for ``js``, ``alpha`` for ``alpha``...).
     upper_bound:
@@ -92,6 +99,7 @@ class FDivergence:
     pointwise: LogFn | None = None
     conjugate_fn: Fn | None = None
     f_prime_log: Fn | None = None
+    pointwise_partial: PairFn | None = None
     params: dict[str, float] = field(default_factory=dict)
     symmetric: bool = False
     log_based: bool = True
@@ -164,6 +172,67 @@ class FDivergence:
         out = out + _edge(only_p, lp, self.slope_inf, self.name, "slope_inf", sync)
         out = out + _edge(only_q, lq, self.f0, self.name, "f0", sync)
         return out
+
+    def terms_and_partial(
+        self,
+        lp: torch.Tensor,
+        lq: torch.Tensor,
+        *,
+        sync: bool = False,
+        zero_mass: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""``(terms, a)``: :meth:`terms` and :math:`a_i = \partial t_i / \partial \log q_i`.
+
+        No host synchronisation. The partial with respect to :math:`\log p` follows from
+        1-homogeneity, :math:`t(\log p + c, \log q + c) = e^c t`: it is :math:`t - a`
+        wherever :math:`t` is finite. Zero mass: where :math:`q_i = 0` the term does not
+        depend on :math:`\log q_i`, so :math:`a_i = 0`; where :math:`p_i = 0 < q_i` the term
+        is :math:`q_i f(0^+)`, so :math:`a_i = t_i` when ``f0`` is finite and 0 (a constant
+        ``inf`` term) when it is not. ``zero_mass=False`` promises no ``-inf`` entry;
+        ``sync=True`` (as in :meth:`terms`) lets it find out with one reduction and a host
+        read, and skip the zero-mass bookkeeping when there is none. No host
+        synchronisation by default.
+
+        >>> import torch
+        >>> lp, lq = torch.log(torch.tensor([0.5, 0.5])), torch.log(torch.tensor([0.25, 0.75]))
+        >>> t, a = get("kl").terms_and_partial(lp, lq)
+        >>> a   # d/d log q of p log(p/q) is -p
+        tensor([-0.5000, -0.5000])
+        """
+        if self.pointwise_partial is None:
+            return self._autograd_partial(lp, lq, zero_mass)
+        if zero_mass is False or (
+            zero_mass is None and sync and bool(torch.isfinite(lp.sum() + lq.sum()))
+        ):
+            return self.pointwise_partial(lp, lq)
+        pos_p = lp > -math.inf
+        pos_q = lq > -math.inf
+        both = pos_p & pos_q
+        zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
+        t_in, a_in = self.pointwise_partial(
+            torch.where(both, lp, zero), torch.where(both, lq, zero)
+        )
+        out = torch.where(both, t_in, zero)
+        only_p = pos_p & ~pos_q
+        only_q = pos_q & ~pos_p
+        edge_q = _edge(only_q, lq, self.f0, self.name, "f0", sync=False)
+        out = out + _edge(only_p, lp, self.slope_inf, self.name, "slope_inf", sync=False) + edge_q
+        a = torch.where(both, a_in, edge_q if math.isfinite(self.f0) else zero)
+        return out, a
+
+    def _autograd_partial(self, lp, lq, zero_mass):
+        # torch.func.vjp traces under torch.compile; eager autograd is cheaper outside it.
+        def fn(x):
+            return self.terms(lp, x, sync=False, zero_mass=zero_mass)
+
+        if torch.compiler.is_compiling():
+            t, vjp_fn = torch.func.vjp(fn, lq)
+            return t, vjp_fn(torch.ones_like(t))[0]
+        with torch.enable_grad():
+            x = lq.detach().requires_grad_()
+            t = fn(x)
+            (a,) = torch.autograd.grad(t, x, torch.ones_like(t))
+        return t.detach(), a
 
     def _pointwise(self, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         if self.pointwise is not None:
@@ -375,6 +444,17 @@ def get(name: str | FDivergence, **params: Any) -> FDivergence:
         raise TypeError(f"f-divergence {key!r}: {exc}") from None
 
 
+def _kl_partial(lp, lq):
+    p = torch.exp(lp)
+    return p * (lp - lq), -p
+
+
+def _reverse_kl_partial(lp, lq):
+    q = torch.exp(lq)
+    t = q * (lq - lp)
+    return t, t + q
+
+
 @register("kl")
 def _kl() -> FDivergence:
     return FDivergence(
@@ -385,6 +465,7 @@ def _kl() -> FDivergence:
         f0=0.0,
         slope_inf=math.inf,
         pointwise=lambda lp, lq: torch.exp(lp) * (lp - lq),
+        pointwise_partial=_kl_partial,
         conjugate_fn=lambda u: torch.exp(u - 1.0),
         f_prime_log=lambda s: s + 1.0,
         description="Kullback-Leibler KL(P||Q) = sum p log(p/q)",
@@ -401,6 +482,7 @@ def _reverse_kl() -> FDivergence:
         f0=math.inf,
         slope_inf=0.0,
         pointwise=lambda lp, lq: torch.exp(lq) * (lq - lp),
+        pointwise_partial=_reverse_kl_partial,
         conjugate_fn=lambda u: _domain(u, u < 0, -1.0 - torch.log(-u.clamp_max(-1e-300))),
         f_prime_log=lambda s: -torch.exp(-s),
         description="reverse Kullback-Leibler KL(Q||P) = sum q log(q/p)",
@@ -416,6 +498,12 @@ def _js(beta: float = 0.5) -> FDivergence:
     def pointwise(lp, lq):
         lm = torch.logaddexp(lp + lb, lq + l1b)
         return b * torch.exp(lp) * (lp - lm) + (1.0 - b) * torch.exp(lq) * (lq - lm)
+
+    def partial(lp, lq):
+        # d/d log q: the log m terms cancel against the mixture's own derivative.
+        lm = torch.logaddexp(lp + lb, lq + l1b)
+        qa = (1.0 - b) * torch.exp(lq) * (lq - lm)
+        return b * torch.exp(lp) * (lp - lm) + qa, qa
 
     def f(t):
         m = b * t + (1.0 - b)
@@ -443,6 +531,7 @@ def _js(beta: float = 0.5) -> FDivergence:
         f0=-(1.0 - b) * math.log1p(-b) if b < 1 else 0.0,
         slope_inf=-b * math.log(b) if b > 0 else 0.0,
         pointwise=pointwise,
+        pointwise_partial=partial,
         conjugate_fn=conjugate,
         f_prime_log=f_prime_log,
         params={"beta": b},
@@ -461,6 +550,11 @@ def _skew_kl(alpha: float = 0.1) -> FDivergence:
         lm = torch.logaddexp(lp + la, lq + l1a)
         return torch.exp(lp) * (lp - lm)
 
+    def partial(lp, lq):
+        lm = torch.logaddexp(lp + la, lq + l1a)
+        p = torch.exp(lp)
+        return p * (lp - lm), -(1.0 - a) * p * torch.exp(lq - lm)
+
     def f(t):
         return _xlogx(t) - torch.special.xlogy(t, a * t + (1.0 - a))
 
@@ -476,6 +570,7 @@ def _skew_kl(alpha: float = 0.1) -> FDivergence:
         f0=0.0,
         slope_inf=-la if a > 0 else math.inf,
         pointwise=pointwise,
+        pointwise_partial=partial,
         params={"alpha": a},
         description=f"skew KL(P || {a}P + {1 - a}Q) (DistiLLM)",
     )
@@ -491,6 +586,12 @@ def _skew_reverse_kl(alpha: float = 0.1) -> FDivergence:
         lm = torch.logaddexp(lq + la, lp + l1a)
         return torch.exp(lq) * (lq - lm)
 
+    def partial(lp, lq):
+        lm = torch.logaddexp(lq + la, lp + l1a)
+        q = torch.exp(lq)
+        t = q * (lq - lm)
+        return t, t + q * (1.0 - a * torch.exp(lq - lm))
+
     def f(t):
         return -torch.log(a + (1.0 - a) * t)
 
@@ -502,9 +603,16 @@ def _skew_reverse_kl(alpha: float = 0.1) -> FDivergence:
         f0=-la if a > 0 else math.inf,
         slope_inf=0.0,
         pointwise=pointwise,
+        pointwise_partial=partial,
         params={"alpha": a},
         description=f"skew reverse KL(Q || {a}Q + {1 - a}P) (DistiLLM)",
     )
+
+
+def _tv_partial(lp, lq):
+    q = torch.exp(lq)
+    u = torch.exp(lp) - q
+    return 0.5 * u.abs(), -0.5 * q * torch.sign(u)
 
 
 @register("tv")
@@ -521,10 +629,17 @@ def _tv() -> FDivergence:
         f0=0.5,
         slope_inf=0.5,
         pointwise=lambda lp, lq: 0.5 * (torch.exp(lp) - torch.exp(lq)).abs(),
+        pointwise_partial=_tv_partial,
         conjugate_fn=conjugate,
         symmetric=True,
         description="total variation 1/2 sum |p - q|",
     )
+
+
+def _hellinger_partial(lp, lq):
+    sq = torch.exp(lq / 2)
+    u = torch.exp(lp / 2) - sq
+    return u * u, -u * sq
 
 
 @register("squared_hellinger")
@@ -542,6 +657,7 @@ def _squared_hellinger() -> FDivergence:
         f0=1.0,
         slope_inf=1.0,
         pointwise=lambda lp, lq: (torch.exp(lp / 2) - torch.exp(lq / 2)) ** 2,
+        pointwise_partial=_hellinger_partial,
         conjugate_fn=conjugate,
         f_prime_log=lambda s: -torch.expm1(-s / 2),
         symmetric=True,
@@ -564,6 +680,9 @@ def _pearson() -> FDivergence:
         slope_inf=math.inf,
         # (p - q)^2 / q = exp(2 log|p - q| - log q): finite whenever the value is.
         pointwise=lambda lp, lq: torch.exp(2.0 * _log_abs_diff(lp, lq) - lq),
+        pointwise_partial=lambda lp, lq: (
+            torch.exp(2.0 * _log_abs_diff(lp, lq) - lq), torch.exp(lq) - torch.exp(2.0 * lp - lq)
+        ),
         conjugate_fn=conjugate,
         f_prime_log=lambda s: 2.0 * torch.expm1(s),
         description="Pearson chi-square sum (p - q)^2 / q",
@@ -585,10 +704,19 @@ def _neyman() -> FDivergence:
         f0=math.inf,
         slope_inf=1.0,
         pointwise=lambda lp, lq: torch.exp(2.0 * _log_abs_diff(lp, lq) - lp),
+        pointwise_partial=lambda lp, lq: (
+            torch.exp(2.0 * _log_abs_diff(lp, lq) - lp),
+            2.0 * (torch.exp(2.0 * lq - lp) - torch.exp(lq)),
+        ),
         conjugate_fn=conjugate,
         f_prime_log=lambda s: -torch.expm1(-2.0 * s),
         description="Neyman chi-square sum (p - q)^2 / p",
     )
+
+
+def _jeffreys_partial(lp, lq):
+    p, q = torch.exp(lp), torch.exp(lq)
+    return (p - q) * (lp - lq), q * (lq - lp) + q - p
 
 
 @register("jeffreys")
@@ -601,6 +729,7 @@ def _jeffreys() -> FDivergence:
         f0=math.inf,
         slope_inf=math.inf,
         pointwise=lambda lp, lq: (torch.exp(lp) - torch.exp(lq)) * (lp - lq),
+        pointwise_partial=_jeffreys_partial,
         f_prime_log=lambda s: s - torch.expm1(-s),
         symmetric=True,
         description="Jeffreys KL(P||Q) + KL(Q||P)",
@@ -686,6 +815,13 @@ def _triangular_fd(name: str, c: float) -> FDivergence:
     def pointwise(lp, lq):
         return c * torch.exp(2.0 * _log_abs_diff(lp, lq) - torch.logaddexp(lp, lq))
 
+    def partial(lp, lq):
+        # c (p - q)^2 / s with s = p + q; d/d log q = -c (q/s) ((p - q)/s) (3p + q).
+        ls = torch.logaddexp(lp, lq)
+        ps, qs = torch.exp(lp - ls), torch.exp(lq - ls)
+        return (c * torch.exp(2.0 * _log_abs_diff(lp, lq) - ls),
+                -c * qs * (ps - qs) * (3.0 * torch.exp(lp) + torch.exp(lq)))
+
     def conjugate(u):
         v = u / c
         core = 4.0 - 4.0 * torch.sqrt(1.0 - torch.where(v < 1, v, torch.zeros_like(v))) - v
@@ -701,6 +837,7 @@ def _triangular_fd(name: str, c: float) -> FDivergence:
         f0=c,
         slope_inf=c,
         pointwise=pointwise,
+        pointwise_partial=partial,
         conjugate_fn=conjugate,
         symmetric=True,
         description=f"{c:g} * sum (p - q)^2 / (p + q)",

@@ -292,9 +292,9 @@ def test_bf16_inputs_accumulate_in_float32():
 
 
 def cd_dense_fn(fd):
-    from divergences.losses._distill import _dense_row_fn
+    from divergences.losses._distill import _DenseRows
 
-    return _dense_row_fn(fd, 1.0, True)
+    return _DenseRows(fd, 1.0, True)
 
 
 def test_fp16_inputs():

@@ -4,12 +4,17 @@ A distillation loss over a vocabulary of V entries needs, per token, two log-sof
 divergence terms and their derivatives: several float32 temporaries of N x V each when done
 whole. Here the tokens are processed ``chunk`` rows at a time. For each chunk, the per-token
 values and their gradient with respect to the student logits (and, when asked, the teacher's)
-are computed together in float32 (``torch.autograd.grad`` on the chunk, or
-:func:`torch.func.vjp` under ``torch.compile``); only the per-token values (O(N)) and the
+are computed together in float32: in closed form when the row function offers it
+(``fn.values_and_grads``; the dense distillation rows do, from the registry's
+:meth:`~divergences.fdiv.FDivergence.terms_and_partial`), otherwise by ``torch.autograd.grad``
+on the chunk (:func:`torch.func.vjp` under ``torch.compile``); only the per-token values
+(O(N)) and the
 gradient (the one unavoidable N x V tensor, in the input's dtype) are kept. The backward pass
 scales the stored gradient by the upstream gradient, in place.
 
-The chunk loop has no data-dependent control flow and no host synchronisation, so the whole
+The chunk loop has no data-dependent control flow and, off the CPU, no host synchronisation
+(on CPU tensors, where reading a value back costs nothing, the closed form looks once per
+chunk for zero mass to skip its masking), so the whole
 thing traces under ``torch.compile(fullgraph=True)`` (the loop is unrolled: compile time grows
 with ``N / chunk``).
 
@@ -25,10 +30,11 @@ import torch
 
 from .. import fdiv
 
-# Rows per chunk. A chunk's autograd graph holds about 26 float32 temporaries of chunk x V
-# (measured for "js" at V=32000: the two log-softmaxes, the registry's terms and their vjp), so
-# a chunk of N/256 tokens keeps them near 0.1 x N*V*4 bytes, beside the gradient itself (1.0):
-# measured extra peak resident memory 1.12 x N*V*4 bytes at (N, V) = (2048, 32000), float32.
+# Rows per chunk. A chunk's closed-form gradient needs about 8 float32 temporaries of chunk x V
+# (the autograd fallback, for members without closed-form partials, about 26), so a chunk of
+# N/256 tokens keeps them near 0.03 x N*V*4 bytes (0.1 with autograd), beside the gradient
+# itself (1.0): measured extra peak resident memory 1.026 x N*V*4 bytes at (N, V) =
+# (2048, 32000), float32, "js" (1.12 with autograd).
 # The chunk stays between 2**16 elements (below that the per-chunk overhead dominates; the
 # absolute memory is a few MiB) and 2**20 elements (about 4 MiB per temporary).
 CHUNK_FRACTION = 256
@@ -97,12 +103,21 @@ def chunk_values_and_grads(
         total = soft * w_soft + hard * w_hard if w_hard != 0.0 else soft * w_soft
         return total, (soft, hard)
 
+    closed_form = getattr(fn, "values_and_grads", None)
     if not need_student_grad and not diff_idx:
         total, (soft, hard) = combined(*primals)
         grads: list[torch.Tensor | None] = [None] * (1 + len(others))
     else:
-        total, soft, hard, raw = _vjp(combined, primals)
-        zero = torch.zeros((), dtype=raw[0].dtype, device=raw[0].device)
+        if closed_form is not None:
+            # The row function knows its own gradient: no autograd graph, a handful of
+            # temporaries instead of about 26.
+            args = [primals[1 + diff_idx.index(i)] if i in diff_idx else o
+                    for i, o in enumerate(others)]
+            total, soft, hard, raw = closed_form(s32, args, w_soft, w_hard, need_student_grad,
+                                                 diff_idx)
+        else:
+            total, soft, hard, raw = _vjp(combined, primals)
+        zero = torch.zeros((), dtype=total.dtype, device=total.device)
         grads = [torch.where(keep_row, raw[0], zero) if need_student_grad else None]
         grads += [None] * len(others)
         for j, i in enumerate(diff_idx):

@@ -7,9 +7,10 @@ The tokens are processed ``chunk`` at a time. For each chunk:
    the student's at temperature 1 for the cross-entropy) are accumulated over vocabulary
    tiles with an online log-sum-exp, so no chunk x V temporary is made;
 2. tile by tile, the exact log-probabilities ``z / T - log Z`` give the registry's terms
-   ``q f(p / q)`` and, by one small autograd pass per tile, their partial derivatives
-   ``a = d terms / d log q`` (the tile's temporaries only; ``a`` overwrites the teacher's
-   tile, which is no longer needed). The per-token value ``D = sum a-terms`` and
+   ``q f(p / q)`` and their partial derivatives ``a = d terms / d log q`` in closed form
+   (:meth:`~divergences.fdiv.FDivergence.terms_and_partial`; the tile's temporaries only;
+   ``a`` overwrites the teacher's tile, which is no longer needed). The per-token value
+   ``D = sum terms`` and
    ``S = sum_v a_v`` are accumulated;
 3. tile by tile again, the gradient with respect to the student's logits,
    ``g = c (a - q S) / T + h (softmax(z) - onehot(label))`` (the ``- q S`` term is the
@@ -45,12 +46,14 @@ from ._distill import (
 __all__ = ["auto_sizes", "fused_linear_distillation_loss"]
 
 # Default sizes, as fractions of N*V float32 elements (the unit of the memory target). The two
-# chunk x V buffers take 2 / CHUNK_DIVISOR of it (0.031 at the default); a tile's autograd
-# temporaries (about 20 float32 tensors of chunk x tile for "js") about 20 / TILE_DIVISOR:
-# about 0.045 x N*V*4 bytes by design. Measured peak resident memory beyond the gradients
-# (benchmarks/distill.py): see benchmarks/RESULTS.md; allocator and BLAS workspace add tens
-# of MiB whatever N is, so the ratio is only meaningful at large N.
-CHUNK_DIVISOR = 64
+# chunk x V buffers take 2 / CHUNK_DIVISOR of it (0.0625 at the default); a tile's
+# temporaries (about 10 float32 tensors of chunk x tile) about 10 / TILE_DIVISOR: about
+# 0.07 x N*V*4 bytes by design, measured 0.067 beyond the gradients at N = 4096, V = 32000
+# (benchmarks/distill.py, RESULTS.md). Larger chunks keep the matmuls efficient: chunks of
+# 128 tokens ran the whole loss 1.2x faster than chunks of 64 (18.6 s against 22.3 s).
+# Allocator and BLAS workspace add tens of MiB whatever N is, so the ratio is only
+# meaningful at large N.
+CHUNK_DIVISOR = 32
 TILE_DIVISOR = 1500
 # Absolute clamps: a chunk of at least 2**16 and at most 2**24 elements per buffer (64 MiB in float32), a tile
 # of 2**14 to 2**18 elements (below that the per-tile overhead dominates).
@@ -63,12 +66,12 @@ MAX_TILE_ELEMENTS = 1 << 18
 def auto_sizes(n: int, v: int) -> tuple[int, int]:
     """Default ``(chunk, tile)``: tokens per chunk and vocabulary entries per tile.
 
-    ``chunk = ceil(n / 64)`` (at least ``2**16 / v``: below that the per-chunk overhead
+    ``chunk = ceil(n / 32)`` (at least ``2**16 / v``: below that the per-chunk overhead
     dominates and the absolute memory is small; at most ``2**24 / v``), ``tile`` such that ``chunk * tile`` is
     ``n * v / 1500`` clamped to ``[2**14, 2**18]``; both at least 1 and at most ``n``, ``v``.
 
     >>> auto_sizes(4096, 32000)
-    (64, 1365)
+    (128, 682)
     """
     n, v = max(n, 1), max(v, 1)
     chunk = max(-(-n // CHUNK_DIVISOR), MIN_CHUNK_ELEMENTS // v)
@@ -99,83 +102,78 @@ def transform(z: torch.Tensor, scale: float, softcap: float | None) -> torch.Ten
 
 
 def _chunk_logits(h, w, b, scale, cap, v, dt):
-    """The chunk's transformed logits ``(c, v)`` in ``dt``, ``-inf`` beyond ``w``'s rows.
+    """The chunk's transformed logits, transposed: ``(v, c)`` in ``dt``, ``-inf`` beyond
+    ``w``'s rows.
 
-    The matmul output is the buffer (float32 inputs) or is converted once into it; scale,
-    bias and soft cap are applied in place."""
-    z = h @ w.t()
+    Vocabulary-major because ``W @ h^T`` runs about 1.5x faster than ``h @ W^T`` for a chunk
+    of tens of tokens on CPU BLAS (measured: 64 vs 37 GFLOP/s at 64 x 1024 x 32000), and a
+    vocabulary tile is then a contiguous block of rows. The matmul output is the buffer
+    (float32 inputs) or is converted once into it; scale, bias and soft cap are applied in
+    place."""
+    z = w @ h.t()
     if z.dtype != dt:  # half precision: the head's output is rounded as in the model
-        z = (z + b if b is not None else z).to(dt)
+        z = (z + b.unsqueeze(-1) if b is not None else z).to(dt)
     elif b is not None:
-        z.add_(b)
+        z.add_(b.unsqueeze(-1))
     if scale != 1.0:
         z.mul_(scale)
     if cap is not None:
         z.div_(cap).tanh_().mul_(cap)
-    if z.shape[-1] < v:
-        z = torch.nn.functional.pad(z, (0, v - z.shape[-1]), value=-math.inf)
+    if z.shape[0] < v:
+        z = torch.nn.functional.pad(z, (0, 0, 0, v - z.shape[0]), value=-math.inf)
     return z
 
 
 def _log_normaliser(z: torch.Tensor, inv_t: float, tile: int) -> torch.Tensor:
-    """``logsumexp(z * inv_t, -1)`` over vocabulary tiles (no chunk x V temporary)."""
-    m = z.amax(-1)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m)).unsqueeze(-1)
-    acc = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
-    for j in range(0, z.shape[-1], tile):
-        x = z[:, j:j + tile] - m
+    """``logsumexp(z * inv_t, 0)`` for vocabulary-major ``z`` ``(V, c)``, over tiles of rows
+    (no V x c temporary)."""
+    m = z.amax(0)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    acc = torch.zeros(z.shape[1], dtype=z.dtype, device=z.device)
+    for j in range(0, z.shape[0], tile):
+        x = z[j:j + tile] - m
         if inv_t != 1.0:
             x = x * inv_t
-        acc = acc + torch.exp(x).sum(-1)
-    return m.squeeze(-1) * inv_t + torch.log(acc)
+        acc = acc + torch.exp(x).sum(0)
+    return m * inv_t + torch.log(acc)
 
 
 def _terms_and_partials(fd, lp, lq, finite):
-    """Per-row sum of the registry's terms and their partial derivatives wrt ``lq``.
-
-    ``finite``: no logit can be ``-inf`` (no bias, no padding), so the registry's zero-mass
-    bookkeeping is skipped (``zero_mass=False``: fewer temporaries and kernels), and for a
-    member with a log-domain derivative ``f'(e^s)`` the partials are formed directly from the
-    registry's ``f`` and ``f'``: ``d/d log q [q f(p/q)] = q f(r) - p f'(r)``; otherwise by one
-    autograd pass over the tile."""
-    if finite and fd.f_prime_log is not None:
-        t = fd.terms(lp, lq, sync=False, zero_mass=False)
-        return t.sum(-1), t - torch.exp(lp) * fd.derivative_log(lp - lq)
-
-    def fn(x):
-        d = fd.terms(lp, x, sync=False, zero_mass=False if finite else None).sum(-1)
-        return d, (d, d)
-
-    d, _, _, raw = cd._vjp(fn, [lq])
-    return d, raw[0]
+    """Per-token sum (over the vocabulary, axis 0) of the registry's terms, and their
+    partials wrt ``lq`` (:meth:`~divergences.fdiv.FDivergence.terms_and_partial`). ``finite``: no logit can be
+    ``-inf`` (no bias, no padding), so the zero-mass bookkeeping is skipped; otherwise it is
+    skipped only when a (free, on CPU) host read finds no zero mass in the tile."""
+    sync = lq.device.type == "cpu" and not torch.compiler.is_compiling()
+    t, a = fd.terms_and_partial(lp, lq, sync=sync, zero_mass=False if finite else None)
+    return t.sum(0), a
 
 
 def _chunk(cfg, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
     """Per-token ``(soft, hard)`` of one chunk and the gradient wrt the student's pre-activation
-    logits ``(c, V_s)`` (``None`` without ``need_grad``)."""
+    logits, vocabulary-major ``(V_s, c)`` (``None`` without ``need_grad``)."""
     (fd, inv_t, with_ce, _chunk_rows, tile, w_soft, w_hard, s_scale, s_cap, t_scale, t_cap,
      v, dt, finite) = cfg
     vs = ws.shape[0]
     c = h_c.shape[0]
     zs = _chunk_logits(h_c, ws, bs, s_scale, s_cap, v, dt)
     buf = _chunk_logits(ht_c, wt, bt, t_scale, t_cap, v, dt)
-    ls = _log_normaliser(zs, inv_t, tile).unsqueeze(-1)
-    lt = _log_normaliser(buf, inv_t, tile).unsqueeze(-1)
+    ls = _log_normaliser(zs, inv_t, tile)
+    lt = _log_normaliser(buf, inv_t, tile)
     d = zs.new_zeros(c)
     s_sum = zs.new_zeros(c)
     for j in range(0, v, tile):
-        lq = zs[:, j:j + tile] * inv_t - ls
-        lp = buf[:, j:j + tile] * inv_t - lt
+        lq = zs[j:j + tile] * inv_t - ls
+        lp = buf[j:j + tile] * inv_t - lt
         d_t, a_t = _terms_and_partials(fd, lp, lq, finite)
         d = d + d_t
-        s_sum = s_sum + a_t.sum(-1)
-        buf[:, j:j + tile] = a_t
+        s_sum = s_sum + a_t.sum(0)
+        buf[j:j + tile] = a_t
     pos = d >= 0.0  # the registry clamps D at 0 (rounding); no gradient where it did
     soft = d.clamp_min(0.0)
     zero = torch.zeros((), dtype=dt, device=zs.device)
     if with_ce:
-        l1 = ls.squeeze(-1) if inv_t == 1.0 else _log_normaliser(zs, 1.0, tile)
-        hard = l1 - zs.gather(-1, lab.unsqueeze(-1)).squeeze(-1)
+        l1 = ls if inv_t == 1.0 else _log_normaliser(zs, 1.0, tile)
+        hard = l1 - zs.gather(0, lab.unsqueeze(0)).squeeze(0)
     else:
         hard = torch.zeros_like(soft)
     soft = torch.where(keep, soft, zero)
@@ -183,28 +181,28 @@ def _chunk(cfg, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
     if not need_grad:
         return soft, hard, None
     kw = torch.where(keep, wrow.to(dt), zero)
-    cs = torch.where(pos, kw * (w_soft * inv_t), zero).unsqueeze(-1)
-    ch = (kw * w_hard).unsqueeze(-1)
+    cs = torch.where(pos, kw * (w_soft * inv_t), zero)
+    ch = kw * w_hard
     use_hard = with_ce and w_hard != 0.0
-    neg_s = -s_sum.unsqueeze(-1)
+    neg_s = -s_sum
     for j in range(0, v, tile):
-        z_t = zs[:, j:j + tile]
-        a_t = buf[:, j:j + tile]
+        z_t = zs[j:j + tile]
+        a_t = buf[j:j + tile]
         x = z_t * inv_t if inv_t != 1.0 else z_t
         q = torch.exp(x - ls)
         g = a_t.addcmul_(q, neg_s).mul_(cs)  # in place in the buffer: c (a - q S) / T
         if use_hard:
-            q1 = q if inv_t == 1.0 else torch.exp(z_t - l1.unsqueeze(-1))
+            q1 = q if inv_t == 1.0 else torch.exp(z_t - l1)
             g.addcmul_(q1, ch)
         if s_cap is not None:
             g.mul_(s_scale * (1.0 - (z_t / s_cap) ** 2))
         elif s_scale != 1.0:
             g.mul_(s_scale)
     if use_hard:
-        z_l = zs.gather(-1, lab.unsqueeze(-1))
+        z_l = zs.gather(0, lab.unsqueeze(0))
         fac = s_scale * (1.0 - (z_l / s_cap) ** 2) if s_cap is not None else s_scale
-        buf.scatter_add_(-1, lab.unsqueeze(-1), -ch * fac)
-    return soft, hard, buf[:, :vs]
+        buf.scatter_add_(0, lab.unsqueeze(0), (-ch * fac).reshape(1, -1))
+    return soft, hard, buf[:vs]
 
 
 class _FusedLinear(torch.autograd.Function):
@@ -231,12 +229,16 @@ class _FusedLinear(torch.autograd.Function):
             hard[s:e] = h_cv
             if g is None:
                 continue
+            # g is vocabulary-major (V_s, c): g^T W and g h are plain matmuls.
             if g_h is not None:
-                g_h[s:e] = (g.to(ws.dtype) @ ws).to(g_h.dtype)
+                g_h[s:e] = (g.t().to(ws.dtype) @ ws).to(g_h.dtype)
             if g_w is not None:
-                g_w.addmm_(g.t().to(acc), h_c.to(acc))
+                g_w.addmm_(g.to(acc), h_c.to(acc))
             if g_b is not None:
-                g_b.add_(g.sum(0).to(acc))
+                g_b.add_(g.sum(1).to(acc))
+            # g views this chunk's buffer: drop it now, or it stays alive through the next
+            # chunk's matmuls (a third V x chunk buffer at the peak).
+            del g
         total = cfg[5] * soft + cfg[6] * hard if cfg[6] != 0.0 else cfg[5] * soft
         out = (total * weights.to(dt)).sum()
         ctx.mark_non_differentiable(soft, hard)
@@ -325,14 +327,14 @@ def fused_linear_distillation_loss(
     and bias; the teacher is treated as frozen (no gradient).
 
     Computation (see the module notes): ``chunk_size`` tokens at a time (default
-    ``ceil(N / 64)``), each chunk's two logit blocks are formed once in float32; the exact
+    ``ceil(N / 32)``), each chunk's two logit blocks are formed once in float32; the exact
     log-normalisers come from an online log-sum-exp over vocabulary tiles of ``vocab_tile``
     entries (default: :func:`auto_sizes`), then, tile by tile, the registry's terms, their
     derivatives and the gradient with respect to the student's logits are formed and
     contracted into the gradients of the hidden states (``g @ W``), weight (``g^T h``,
     accumulated in float32) and bias. Memory beyond those gradients: two chunk x V float32
-    buffers and one tile's temporaries (about 0.045 x N*V*4 bytes at the defaults by design;
-    measured in ``benchmarks/distill.py``). The loss must be reduced when a gradient
+    buffers and one tile's temporaries (0.067 x N*V*4 bytes measured at N = 4096,
+    V = 32000 in ``benchmarks/distill.py``; the target is 0.1). The loss must be reduced when a gradient
     is needed (``reduction="none"`` gives values only); the backward pass scales the stored
     gradients in place, so a second backward through the same graph is an error.
 
