@@ -153,3 +153,51 @@ def test_bias_aware_interval_recovers_a_power_law_bias():
     assert up == bias_aware_interval(make(stat(full) + 0.0, 0.05, "t", 1000),
                                      lambda i: stat(i) - 2 * c / i.shape[0] ** a, 1000,
                                      seed=1, rate=a)
+
+
+def test_bias_aware_interval_neighbour_ladder_recovers_a_power_law_bias():
+    from divergences.estimate._result import bias_aware_interval, make
+
+    # T(k) = I + c (k/n)^a: the rungs 2k, 4k give b_hat = c (k/n)^a exactly when rate = a
+    n, k, c, a = 1000, 3, -0.8, 0.35
+
+    def at(kk):
+        return 0.5 + c * (kk / n) ** a
+
+    est = make(at(k), 0.02, "t", n)
+    out = bias_aware_interval(est, lambda idx: at(k), n, seed=0, rate=a,
+                              ladder=lambda j: at(j * k))
+    assert out.details["bias_method"] == "neighbour_ladder"
+    assert out.details["ladder_values"] == (at(2 * k), at(4 * k))
+    assert out.details["bias_estimate"] == pytest.approx(c * (k / n) ** a, rel=1e-12)
+    z = 1.959963984540054
+    assert out.ci_high == pytest.approx(est.value + z * out.stderr - c * (k / n) ** a)
+    assert out.value == est.value
+
+
+def test_neighbour_ladder_used_by_knn_methods_with_room_for_4k():
+    import numpy as np
+
+    from divergences.estimate import conditional_mutual_information
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=400)
+    y = x + rng.normal(size=400)
+    e = mutual_information(x, y, method="ksg", k=3, seed=0)
+    assert e.details["bias_method"] == "neighbour_ladder"
+    lo, hi = e.details["ladder_values"]
+    # the rungs are the same estimator with 6 and 12 neighbours on all rows
+    assert lo == pytest.approx(mutual_information(x, y, method="ksg", k=6, ci="normal",
+                                                  seed=0).value, rel=1e-12)
+    assert hi == pytest.approx(mutual_information(x, y, method="ksg", k=12, ci="normal",
+                                                  seed=0).value, rel=1e-12)
+    z = rng.normal(size=400)
+    assert conditional_mutual_information(x, y, z, ci="bias_aware",
+                                          seed=0).details["bias_method"] == "neighbour_ladder"
+    # too few rows for 4k neighbours: the half-sample estimate of the bias
+    small = mutual_information(x[:20], y[:20], method="ksg", k=5, seed=0)
+    assert small.details["bias_method"] == "half_samples"
+    # one discrete side (Ross) keeps the half samples
+    lab = (x > 0).astype(int)
+    assert mutual_information(lab, y, method="ross",
+                              seed=0).details["bias_method"] == "half_samples"

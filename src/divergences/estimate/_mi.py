@@ -86,14 +86,26 @@ def _halves_ok(n: int, k: Any) -> bool:
 def _reinterval(
     est: Estimate, stat: Callable[[np.ndarray], float], n: int, *, ci: str, n_boot: int,
     seed: int | None, level: float, replacement: bool,
+    ladder: Callable[[int], float] | None = None,
 ) -> Estimate:
-    """Apply ``ci="bootstrap"`` or ``ci="bias_aware"`` (``stat(idx)``: the value on rows idx)."""
+    """Apply ``ci="bootstrap"`` or ``ci="bias_aware"`` (``stat(idx)``: the value on rows idx;
+    ``ladder(j)``: the value with ``j`` times the neighbours, for kNN estimators)."""
     if ci == "bootstrap":
         return resample_interval(est, stat, n, n_boot=n_boot, seed=seed, level=level,
                                  replacement=replacement)
     if ci == "bias_aware":
-        return bias_aware_interval(est, stat, n, seed=seed)
+        return bias_aware_interval(est, stat, n, seed=seed, ladder=ladder)
     return est
+
+
+def _neighbour_ladder(
+    local_k: Callable[[np.ndarray, int], np.ndarray], n: int, k: int
+) -> Callable[[int], float] | None:
+    """``j -> mean(local_k(all rows, j * k))`` when ``4k`` neighbours fit in ``n`` rows."""
+    if n <= 4 * k + 1:
+        return None
+    rows = np.arange(n)
+    return lambda j: float(np.mean(local_k(rows, j * k)))
 
 
 def _finish(
@@ -101,6 +113,7 @@ def _finish(
     level: float, replacement: bool, base: float | None, clip: bool,
     details: dict[str, Any] | None = None, null_df: float = 0.0,
     value_fn: Callable[[], float] | None = None,
+    ladder: Callable[[int], float] | None = None,
 ) -> Estimate:
     est = from_local(local_fn(np.arange(n)), method, level=level, details=details)
     if value_fn is not None:  # the same number from the core's closed form
@@ -111,7 +124,8 @@ def _finish(
     if null_df:
         est = add_null_variance(est, null_df)
     est = _reinterval(est, lambda idx: float(np.mean(local_fn(idx))), n, ci=ci,
-                      n_boot=n_boot, seed=seed, level=level, replacement=replacement)
+                      n_boot=n_boot, seed=seed, level=level, replacement=replacement,
+                      ladder=ladder)
     return finalize(est, base=base, clip=clip)
 
 
@@ -419,7 +433,9 @@ def mutual_information(
 
     if ci != "normal" and n // 2 < k + 1:
         raise ValueError(f"ci={ci!r} half-samples need n // 2 > k; got n={n}, k={k}")
-    return _finish(local, n, method, replacement=False, details={"k": k}, **common)
+    ladder = _neighbour_ladder(lambda idx, kk: fn(a[idx], b[idx], kk), n, k)
+    return _finish(local, n, method, replacement=False, details={"k": k}, ladder=ladder,
+                   **common)
 
 
 def _auto_ksg_or_copula(xa: np.ndarray, ya: np.ndarray, *, k: int, **kw: Any) -> Estimate:
@@ -598,4 +614,7 @@ def conditional_mutual_information(
 
     if ci != "normal" and n // 2 < k + 1:
         raise ValueError(f"ci={ci!r} half-samples need n // 2 > k; got n={n}, k={k}")
-    return _finish(fplocal, n, "ksg", replacement=False, details={"k": k}, **common)
+    ladder = _neighbour_ladder(
+        lambda idx, kk: _knn.frenzel_pompe_local(a[idx], b[idx], c[idx], kk), n, k)
+    return _finish(fplocal, n, "ksg", replacement=False, details={"k": k}, ladder=ladder,
+                   **common)
