@@ -45,7 +45,7 @@ BLOCK_ELEMENTS = 1 << 20
 AUTO_MAX_ENTRIES = 5000 * 5000
 
 # Over-relaxation of the Sinkhorn updates at the target epsilon (see :func:`solve`). Measured
-# (benchmarks/transport.py, section "overrelaxation", results_transport.md: soft-min
+# (benchmarks/transport.py, section "overrelaxation", RESULTS.md: soft-min
 # evaluations to reach tol=1e-3 on the benchmark clouds at epsilon=0.01, n=1500, float64,
 # annealing included): omega = 1: 64, 1.3: 44, 1.5: 36, 1.7: 52, 1.9: 128; the value error
 # against a converged solve is no larger.
