@@ -98,3 +98,25 @@ def test_js_bounds():
     assert same.ci_low <= 0 <= same.ci_high
     unequal = js(rng.normal(size=300), rng.normal(size=900), base=2)
     assert unequal.details["beta"] == 0.25 and unequal.units == "bits"
+
+
+def test_kl_default_interval_is_bias_aware_with_the_neighbour_ladder():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(600, 2))
+    y = rng.normal(size=(600, 2)) + np.array([1.0, 0.0])
+    e = kl(x, y)
+    n = kl(x, y, ci="normal")
+    assert e.ci_method == "bias_aware" and n.ci_method == "normal"
+    assert e.value == n.value
+    assert e.details["bias_method"] == "neighbour_ladder"
+    # the rungs are the estimator with 2 and 4 neighbours on both sides
+    lo, hi = e.details["ladder_values"]
+    assert lo == kl(x, y, k=2, k_x=2, ci="normal").value
+    assert hi == kl(x, y, k=4, k_x=4, ci="normal").value
+    assert e.ci_low <= n.ci_low + 1e-12 or e.ci_high >= n.ci_high - 1e-12
+    assert e.stderr >= n.stderr
+    assert e == kl(x, y, ci="bias_aware")  # seeded: reproducible
+    # too few rows for 4k neighbours: the normal interval by default
+    assert kl(x[:5], y[:5]).ci_method == "normal"
+    with pytest.raises(ValueError, match="half-samples"):
+        kl(x[:2], y[:2], ci="bias_aware")

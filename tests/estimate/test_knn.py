@@ -300,3 +300,24 @@ def test_ci_choices_and_auto_pick_independent_of_ci():
     assert cm.ci_method == "bias_aware"
     with pytest.raises(ValueError, match="ci='normal' only"):
         mutual_information(x, y, method="infonce", ci="bias_aware")
+
+
+def test_knn_entropy_default_interval_is_bias_aware():
+    z = np.random.default_rng(6).normal(size=(800, 3))
+    e = entropy(z, method="knn")
+    n = entropy(z, method="knn", ci="normal")
+    assert e.ci_method == "bias_aware" and n.ci_method == "normal" and e.value == n.value
+    assert e.details["bias_method"] == "neighbour_ladder"
+    lo, hi = e.details["ladder_values"]
+    assert lo == pytest.approx(entropy(z, method="knn", k=6, ci="normal").value, rel=1e-12)
+    assert hi == pytest.approx(entropy(z, method="knn", k=12, ci="normal").value, rel=1e-12)
+    truth = 0.5 * 3 * math.log(2 * math.pi * math.e)
+    assert e.ci_low <= truth <= e.ci_high
+    # the other methods keep the normal interval by default; bias_aware uses half samples
+    assert entropy(z[:, 0], method="ebrahimi").ci_method == "normal"
+    h = entropy(z[:, 0], method="vasicek", ci="bias_aware")
+    assert h.details["bias_method"] == "half_samples"
+    d = entropy(np.random.default_rng(0).integers(0, 5, 300), method="plugin", ci="bias_aware")
+    assert d.ci_method == "bias_aware" and d.details["bias_estimate"] < 0.05
+    with pytest.raises(ValueError, match="half-samples"):
+        entropy(z[:6, :1], method="knn", ci="bias_aware")

@@ -9,13 +9,20 @@ import numpy as np
 
 from .._arrays import check_choice, log_base
 from . import _discrete, _input, _kde, _knn, _parametric
-from ._result import Estimate, check_level, finalize, from_local, resample_interval
+from ._result import (
+    Estimate,
+    bias_aware_interval,
+    check_level,
+    finalize,
+    from_local,
+    resample_interval,
+)
 
 ENTROPY_METHODS = (
     "auto", *_discrete.ENTROPY_METHODS, "knn", "kde", "gaussian", "vasicek", "ebrahimi",
 )
 CONTINUOUS = ("knn", "kde", "gaussian", "vasicek", "ebrahimi")
-CIS = ("normal", "bootstrap")
+CIS = ("auto", "normal", "bootstrap", "bias_aware")
 
 
 def auto_entropy_method(discrete: bool, d: int) -> str:
@@ -32,7 +39,7 @@ def entropy(
     window: int | None = None,
     alphabet_size: int | None = None,
     base: float | None = None,
-    ci: str = "normal",
+    ci: str = "auto",
     n_boot: int = 200,
     level: float = 0.95,
     noise: float = 1e-10,
@@ -76,7 +83,23 @@ def entropy(
     the per-sample terms whose mean is the estimate) standard error; ``ci="bootstrap"``
     resamples ``n_boot`` times with ``seed`` (with replacement for discrete and Gaussian,
     half-sampling for neighbour and spacing methods, see
-    :func:`divergences.estimate._result.resample_interval`).
+    :func:`divergences.estimate._result.resample_interval`); ``ci="bias_aware"`` widens the
+    interval by an estimate of the bias on its side
+    (:func:`divergences.estimate._result.bias_aware_interval`: for ``"knn"`` from the same
+    estimator with ``2k`` and ``4k`` neighbours, otherwise from half samples) and pools the
+    standard error with a half-sample one. ``ci="auto"`` (default) is ``"bias_aware"`` for
+    ``"knn"`` (when ``n > 4k + 1``) and ``"normal"`` for the others.
+
+    Measured coverage of the default 95% interval (``benchmarks/coverage.py``, n = 1000, 40
+    seeds, ``benchmarks/RESULTS.md``): ``"knn"`` 93% on a 1-D normal, 93% on a 3-D normal
+    (bias -0.037 nats; 80% with ``ci="normal"``), 95% on an exponential and 100% on the
+    uniform square (boundary bias +0.036; 47% with ``ci="normal"``). ``"kde"`` is biased
+    wherever the density has edges or heavy skew (exponential: +0.12, 28%; uniform square:
+    +0.11, 0%) and in 3-D (+0.06, 57%): its interval reflects sampling spread only.
+    ``"ebrahimi"`` 95%, ``"vasicek"`` 80-93% (biased low; ``"ebrahimi"`` corrects it),
+    ``"gaussian"`` 95-97% on normal data. Discrete, 10 uniform and 50 Zipf symbols at
+    n = 1000: 88-100% (``"plugin"`` 88% on Zipf, biased low; ``"grassberger"`` 95.5% on the
+    uniform task over 200 seeds with its parity-term variance).
 
     >>> import numpy as np
     >>> from divergences.estimate import entropy
@@ -107,6 +130,8 @@ def entropy(
                 "dtype: cast it to integers, or use a continuous method"
             )
         code, _ = _input.codes(arr)
+        if ci == "auto":
+            ci = "normal"
 
         alphabet = None if alphabet_size is None else _input.check_int(
             alphabet_size, "alphabet_size", 1)
@@ -120,6 +145,9 @@ def entropy(
         if ci == "bootstrap":
             est = resample_interval(est, lambda idx: run_discrete(idx).value, n,
                                     n_boot=n_boot, seed=seed, level=level, replacement=True)
+        elif ci == "bias_aware":
+            _check_halves(n, 1)
+            est = bias_aware_interval(est, lambda idx: run_discrete(idx).value, n, seed=seed)
         return finalize(est, base=base, clip=False)
 
     # continuous
@@ -169,7 +197,18 @@ def entropy(
             return _parametric.spacing_local(a[:, 0], min(mm, a.shape[0] - 1), method)
 
     est = from_local(local_fn(zs), method, offset=offset, level=level, details=details)
-    if ci == "bootstrap":
+    if ci == "auto":
+        ci = "bias_aware" if method == "knn" and n > 4 * k + 1 else "normal"
+    if ci == "bias_aware":
+        _check_halves(n, k if method == "knn" else 2)
+        ladder = None
+        if method == "knn" and n > 4 * k + 1:
+            def ladder(j: int) -> float:
+                return offset + float(np.mean(_knn.kl_entropy_local(zs, j * k)))
+        est = bias_aware_interval(
+            est, lambda idx: offset + float(np.mean(local_fn(zs[idx]))), n, seed=seed,
+            ladder=ladder)
+    elif ci == "bootstrap":
         replacement = method == "gaussian"  # kde: half-samples at the selected bandwidth
         if method == "knn" and n // 2 < k + 1:
             raise ValueError(f"ci='bootstrap' half-samples need n // 2 > k; got n={n}, k={k}")
@@ -178,3 +217,8 @@ def entropy(
             seed=seed, level=level, replacement=replacement,
         )
     return finalize(est, base=base, clip=False)
+
+
+def _check_halves(n: int, k: int) -> None:
+    if n // 2 < k + 1:
+        raise ValueError(f"ci='bias_aware' half-samples need n // 2 > {k}; got n={n}")
