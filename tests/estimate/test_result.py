@@ -165,7 +165,7 @@ def test_bias_aware_interval_neighbour_ladder_recovers_a_power_law_bias():
         return 0.5 + c * (kk / n) ** a
 
     est = make(at(k), 0.02, "t", n)
-    out = bias_aware_interval(est, lambda idx: at(k), n, seed=0, rate=a,
+    out = bias_aware_interval(est, lambda idx: at(k), n, seed=0, ladder_rate=a,
                               ladder=lambda j: at(j * k))
     assert out.details["bias_method"] == "neighbour_ladder"
     assert out.details["ladder_values"] == (at(2 * k), at(4 * k))

@@ -252,10 +252,10 @@ def mutual_information(
         ``"ksg2"``, ``"mixed"`` (and the Frenzel-Pompe CMI) the estimate is recomputed on all
         rows with ``2k`` and ``4k`` neighbours; the bias of a neighbour estimate follows the
         neighbourhood size, ``b(k) ~ c (k/n)^a``, so
-        ``b_hat = (T_4k - T_2k) / (2^a (2^a - 1))`` with a cautious ``a = 0.35``. Where
+        ``b_hat = (T_4k - T_2k) / (2^a (2^a - 1))`` with a cautious ``a = 0.25``. Where
         ``4k`` neighbours do not fit (``n <= 4k + 1``), for ``"ross"`` and for the other
-        methods, the half-sample Richardson estimate ``(T_{n/2} - T_n) / (2^a - 1)`` is used
-        instead (``details["bias_method"]``). Spread: the estimate is recomputed on the two
+        methods, the half-sample Richardson estimate ``(T_{n/2} - T_n) / (2^a - 1)``
+        (``a = 0.35``) is used instead (``details["bias_method"]``). Spread: the estimate is recomputed on the two
         disjoint halves of 2 seeded random splits; their paired differences give a variance
         that includes the dependence between neighbour terms, pooled with the local-term
         variance (never below it). The value is unchanged; the interval is the union of the
