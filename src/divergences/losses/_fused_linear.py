@@ -378,9 +378,12 @@ def fused_linear_distillation_loss(
     derivatives and the gradient with respect to the student's logits are formed and
     contracted into the gradients of the hidden states (``g @ W``), weight (``g^T h``,
     accumulated in float32) and bias. Memory beyond those gradients: two chunk x V float32
-    buffers and one tile's temporaries (0.067 x N*V*4 bytes measured at N = 4096,
-    V = 32000 in ``benchmarks/distill.py``; the target is 0.1). The loss must be reduced when a gradient
-    is needed (``reduction="none"`` gives values only); the backward pass scales the stored
+    buffers and one tile's temporaries (0.067-0.079 x N*V*4 bytes measured at N = 4096,
+    V = 32000 in ``benchmarks/distill.py``; the target is 0.1). Half-precision heads are
+    multiplied in float32, a tile of weight rows at a time (CPU BLAS is several times slower
+    in bfloat16), and their weight gradient is accumulated in a float32 buffer before the
+    one rounding to the weight's dtype: ``V x H_s x 4`` bytes more (0.25 x N*V*4 at the
+    benchmark's shape). The loss must be reduced when a gradient is needed (``reduction="none"`` gives values only); the backward pass scales the stored
     gradients in place, so a second backward through the same graph is an error.
 
     >>> import torch
