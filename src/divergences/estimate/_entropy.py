@@ -91,15 +91,15 @@ def entropy(
     ``"knn"`` (when ``n > 4k + 1``) and ``"normal"`` for the others.
 
     Measured coverage of the default 95% interval (``benchmarks/coverage.py``, n = 1000, 40
-    seeds, ``benchmarks/RESULTS.md``): ``"knn"`` 93% on a 1-D normal, 93% on a 3-D normal
+    seeds, ``benchmarks/RESULTS.md``): ``"knn"`` 93% on a 1-D normal, 97% on a 3-D normal
     (bias -0.037 nats; 80% with ``ci="normal"``), 95% on an exponential and 100% on the
     uniform square (boundary bias +0.036; 47% with ``ci="normal"``). ``"kde"`` is biased
     wherever the density has edges or heavy skew (exponential: +0.12, 28%; uniform square:
     +0.11, 0%) and in 3-D (+0.06, 57%): its interval reflects sampling spread only.
     ``"ebrahimi"`` 95%, ``"vasicek"`` 80-93% (biased low; ``"ebrahimi"`` corrects it),
     ``"gaussian"`` 95-97% on normal data. Discrete, 10 uniform and 50 Zipf symbols at
-    n = 1000: 88-100% (``"plugin"`` 88% on Zipf, biased low; ``"grassberger"`` 95.5% on the
-    uniform task over 200 seeds with its parity-term variance).
+    n = 1000: 88-100% (``"plugin"`` 88% on Zipf, biased low; ``"grassberger"`` 90% on the
+    uniform task, 95.5% over 200 seeds, with its parity-term variance; 82% without).
 
     >>> import numpy as np
     >>> from divergences.estimate import entropy

@@ -229,7 +229,7 @@ def mutual_information(
     (k = 3) on the same samples, worst task 0.075 (spiral, where KSG runs) against 0.553
     (plain KSG on the 25+25-dimensional normal); KSG alone was 0.28 nats low on the 5+5-D
     normal, which the copula gets right. With the union of the two intervals and the default
-    ``ci``, ``"auto"`` covered the truth in 96-98% of the benchmark's coverage runs (below).
+    ``ci``, ``"auto"`` covered the truth in 97-98% of the benchmark's coverage runs (below).
     ``Estimate.method`` says what ran; the rule may change as the benchmark evolves.
 
     Continuous columns are standardised (MI is invariant to that) and ties broken by seeded
@@ -273,15 +273,13 @@ def mutual_information(
 
     Measured coverage of the nominal 95% interval (``benchmarks/mi.py --coverage-only``,
     ``benchmarks/RESULTS.md``; 40 seeds; target 90-98%). n = 1000, KSG ``"normal"`` /
-    ``"bias_aware"``: 88/95% binormal, 90/95% half-cube, 28/98% uniform noise, 90/95% 3+3-D
-    normal, 90/95% Student-t, 0/100% spiral (mean 64% -> 96%); ``"auto"`` 72% -> 98%
-    (mixed task 98%). n = 5000: KSG 88/90%, 88/92%, 20/85%, 95/95%, 80/92%, 2/100% (mean
-    62% -> 92%); ``"auto"`` 71% -> 96%. Below target: uniform noise at n = 5000 (85%), whose
-    boundary bias (-0.030 nats) the ladder estimates at -0.038 on average but with a spread
-    of 0.017. Above it: spiral (100%; the ladder overstates its curvature bias, -0.25
-    against -0.155 at n = 1000) and ``"auto"`` on the 3+3-D normal (100%, the union with
-    the KSG interval). An interval accounts for the bias only as far as the ladder reveals
-    it.
+    ``"bias_aware"``: 88/95% binormal, 90/95% half-cube, 28/98% uniform noise, 90/98% 3+3-D
+    normal, 90/95% Student-t, 0/100% spiral (mean 64% -> 97%); ``"auto"`` 72% -> 98%
+    (mixed task 98%). n = 5000: KSG 88/90%, 88/92%, 20/95%, 95/95%, 80/92%, 2/100% (mean
+    62% -> 94%); ``"auto"`` 71% -> 97%. Above the target: spiral (100%; the ladder
+    overstates its curvature bias, -0.25 against -0.155 at n = 1000) and ``"auto"`` on the
+    3+3-D normal (100%, the union with the KSG interval). An interval accounts for the bias
+    only as far as the ladder reveals it.
 
     >>> import numpy as np
     >>> from divergences.estimate import mutual_information
