@@ -313,8 +313,13 @@ def test_knn_entropy_default_interval_is_bias_aware():
     assert hi == pytest.approx(entropy(z, method="knn", k=12, ci="normal").value, rel=1e-12)
     truth = 0.5 * 3 * math.log(2 * math.pi * math.e)
     assert e.ci_low <= truth <= e.ci_high
-    # the other methods keep the normal interval by default; bias_aware uses half samples
+    # the corrected methods keep the normal interval by default; the uncorrected ones
+    # (plug-in, Vasicek, KDE) get the bias-aware one from half samples
     assert entropy(z[:, 0], method="ebrahimi").ci_method == "normal"
+    assert entropy(z[:, 0], method="vasicek").details["bias_method"] == "half_samples"
+    ints = np.random.default_rng(1).integers(0, 4, 200)
+    assert entropy(ints, method="plugin").ci_method == "bias_aware"
+    assert entropy(ints, method="miller_madow").ci_method == "normal"
     h = entropy(z[:, 0], method="vasicek", ci="bias_aware")
     assert h.details["bias_method"] == "half_samples"
     d = entropy(np.random.default_rng(0).integers(0, 5, 300), method="plugin", ci="bias_aware")

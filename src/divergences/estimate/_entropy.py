@@ -90,8 +90,9 @@ def entropy(
     standard error with a half-sample one; for ``"kde"`` the half samples re-select their
     bandwidth, so the bias the bandwidth brings shows (Richardson rate 0.25: boundary bias
     decays like the bandwidth, about ``n^(-1/5)``). ``ci="auto"`` (default) is
-    ``"bias_aware"`` for ``"knn"`` (when ``n > 4k + 1``) and ``"kde"`` (``n >= 12``), and
-    ``"normal"`` for the others.
+    ``"bias_aware"`` for the estimators with an uncorrected bias: ``"knn"`` (when
+    ``n > 4k + 1``), ``"kde"`` and ``"vasicek"`` (``n >= 12``) and ``"plugin"``; ``"normal"``
+    for the others.
 
     Measured coverage of the default 95% interval (``benchmarks/coverage.py``, n = 1000, 40
     seeds, ``benchmarks/RESULTS.md``): ``"knn"`` 93% on a 1-D normal, 97% on a 3-D normal
@@ -100,10 +101,11 @@ def entropy(
     wherever the density has edges or heavy skew and in 3-D (exponential +0.12, uniform
     square +0.11, 3-D normal +0.06 nats): the default interval covers 85%, 98% and 100%
     there (28%, 0% and 57% with ``ci="normal"``), 95% on a 1-D normal.
-    ``"ebrahimi"`` 95%, ``"vasicek"`` 80-93% (biased low; ``"ebrahimi"`` corrects it),
-    ``"gaussian"`` 95-97% on normal data. Discrete, 10 uniform and 50 Zipf symbols at
-    n = 1000: 88-100% (``"plugin"`` 88% on Zipf, biased low; ``"grassberger"`` 90% on the
-    uniform task, 95.5% over 200 seeds, with its parity-term variance; 82% without).
+    ``"ebrahimi"`` 95%, ``"vasicek"`` 97% on a 1-D normal and on an exponential (80% and
+    93% with ``ci="normal"``: it is biased low), ``"gaussian"`` 95-97% on normal data.
+    Discrete, 10 uniform and 50 Zipf symbols at n = 1000: 90-100% (``"plugin"`` 100%, 88-90%
+    with ``ci="normal"``; ``"grassberger"`` 90% on the uniform task, 95.5% over 200 seeds,
+    with its parity-term variance; 82% without).
 
     >>> import numpy as np
     >>> from divergences.estimate import entropy
@@ -134,8 +136,8 @@ def entropy(
                 "dtype: cast it to integers, or use a continuous method"
             )
         code, _ = _input.codes(arr)
-        if ci == "auto":
-            ci = "normal"
+        if ci == "auto":  # the plug-in alone has an uncorrected bias (about -(K-1)/(2n))
+            ci = "bias_aware" if method == "plugin" and n >= 4 else "normal"
 
         alphabet = None if alphabet_size is None else _input.check_int(
             alphabet_size, "alphabet_size", 1)
@@ -202,7 +204,8 @@ def entropy(
 
     est = from_local(local_fn(zs), method, offset=offset, level=level, details=details)
     if ci == "auto":
-        auto_ba = (method == "knn" and n > 4 * k + 1) or (method == "kde" and n >= 12)
+        auto_ba = (method == "knn" and n > 4 * k + 1) or (
+            method in ("kde", "vasicek") and n >= 12)
         ci = "bias_aware" if auto_ba else "normal"
     if ci == "bias_aware":
         _check_halves(n, k if method == "knn" else 2)
