@@ -90,8 +90,8 @@ def kl(
     its side. ``ci="auto"`` (default) is ``"bias_aware"`` when ``4 k_x`` neighbours fit in
     ``x`` and ``4k`` in ``y`` (and both halve), else ``"normal"``. Measured coverage of the
     95% interval (``benchmarks/coverage.py``, n = m = 1000, 40 seeds,
-    ``benchmarks/RESULTS.md``): ``N(0,1)`` against ``N(1, 4)``, 100% by default (93% with
-    ``ci="normal"``); 2-D, 93% (78% with ``ci="normal"``: bias -0.03 and a spread of 0.089
+    ``benchmarks/RESULTS.md``): ``N(0,1)`` against ``N(1, 4)``, 100% by default (92% with
+    ``ci="normal"``); 2-D, 92% (78% with ``ci="normal"``: bias -0.03 and a spread of 0.089
     against a local-term stderr of 0.065).
 
     >>> import numpy as np

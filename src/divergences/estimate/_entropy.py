@@ -95,14 +95,14 @@ def entropy(
     for the others.
 
     Measured coverage of the default 95% interval (``benchmarks/coverage.py``, n = 1000, 40
-    seeds, ``benchmarks/RESULTS.md``): ``"knn"`` 93% on a 1-D normal, 97% on a 3-D normal
+    seeds, ``benchmarks/RESULTS.md``): ``"knn"`` 92% on a 1-D normal, 98% on a 3-D normal
     (bias -0.037 nats; 80% with ``ci="normal"``), 95% on an exponential and 100% on the
     uniform square (boundary bias +0.036; 47% with ``ci="normal"``). ``"kde"`` is biased
     wherever the density has edges or heavy skew and in 3-D (exponential +0.12, uniform
     square +0.11, 3-D normal +0.06 nats): the default interval covers 85%, 98% and 100%
     there (28%, 0% and 57% with ``ci="normal"``), 95% on a 1-D normal.
-    ``"ebrahimi"`` 95%, ``"vasicek"`` 97% on a 1-D normal and on an exponential (80% and
-    93% with ``ci="normal"``: it is biased low), ``"gaussian"`` 95-97% on normal data.
+    ``"ebrahimi"`` 95%, ``"vasicek"`` 98% on a 1-D normal and on an exponential (80% and
+    93% with ``ci="normal"``: it is biased low), ``"gaussian"`` 95-98% on normal data.
     Discrete, 10 uniform and 50 Zipf symbols at n = 1000: 90-100% (``"plugin"`` 100%, 88-90%
     with ``ci="normal"``; ``"grassberger"`` 90% on the uniform task, 95.5% over 200 seeds,
     with its parity-term variance; 82% without).
