@@ -222,26 +222,13 @@ def get_impl(kind: str, name: str, beta: float):
     return run
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"{field} not in /proc/self/status")
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
-
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Peak memory of the first full-size call, then the times of ``repeats`` more."""
     import torch
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._runner import _reset_hwm, _status_kib  # the runner's /proc readers
 
     torch.set_num_threads(int(spec["threads"]))
     if spec["kind"] == "accuracy":

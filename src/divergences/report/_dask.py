@@ -64,7 +64,7 @@ from ._columns import (
     n_bins,
     smoothed,
 )
-from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError, choose_columns
+from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError, choose_columns, table_files
 from ._sketch import (
     CategoricalSketch,
     NumericSketch,
@@ -213,18 +213,6 @@ def _tree(items: list[Any], merge: Callable[..., Any], *args: Any) -> Any:
     return items[0]
 
 
-def _listing(p: Path) -> list[Path]:
-    if not p.exists():
-        raise InputError(f"{p}: no such file or folder")
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir()
-                       if f.is_file() and f.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES)
-        if not files:
-            raise InputError(f"{p}: the folder holds no .csv or .parquet files")
-        return files
-    return [p]
-
-
 def _is_parquet(f: Path) -> bool:
     if f.suffix.lower() in PARQUET_SUFFIXES:
         return True
@@ -242,7 +230,7 @@ def _open(source: Any, label: str) -> Any:
     if not isinstance(source, (str, Path)):
         raise TypeError(f"{label}: with engine='dask', pass a path (file or folder of Parquet "
                         f"or CSV files) or a dask DataFrame; got {type(source).__name__}")
-    files = _listing(Path(source))
+    files = table_files(Path(source))
     for f in files:
         if f.stat().st_size == 0:
             raise InputError(f"{f}: the file is empty")

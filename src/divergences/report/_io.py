@@ -87,6 +87,20 @@ def _read_file(path: Path) -> Any:
     return _read_parquet(path) if magic == b"PAR1" else _read_csv(path)
 
 
+def table_files(p: Path) -> list[Path]:
+    """The files behind ``p``: ``[p]`` for a file; for a folder, its CSV/Parquet files in
+    sorted order. An ``InputError`` when ``p`` is missing or the folder holds none."""
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder")
+    if not p.is_dir():
+        return [p]
+    files = sorted(f for f in p.iterdir()
+                   if f.is_file() and f.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES)
+    if not files:
+        raise InputError(f"{p}: the folder holds no .csv or .parquet files")
+    return files
+
+
 def read_table(path: str | Path) -> Any:
     """A pandas DataFrame from a CSV/Parquet file, or from a folder of them (rows stacked).
 
@@ -95,13 +109,8 @@ def read_table(path: str | Path) -> Any:
     """
     pd = _pandas()
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file or folder")
+    files = table_files(p)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir()
-                       if f.is_file() and f.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES)
-        if not files:
-            raise InputError(f"{p}: the folder holds no .csv or .parquet files")
         frames = [_read_file(f) for f in files]
         first = list(frames[0].columns)
         for f, df in zip(files[1:], frames[1:]):
