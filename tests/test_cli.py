@@ -231,3 +231,144 @@ def test_sample_option(csvs, tmp_path, capsys):
         assert rc == 0, err
         meta = json.loads((out / "report.json").read_text())["meta"]
         assert meta["rows_reference"] == rows
+
+
+# --------------------------------------------------------------------------------------------
+# Help, version and options (issue 13: --help at once, every argument explained)
+# --------------------------------------------------------------------------------------------
+
+HEAVY = ("torch", "pandas", "scipy", "rich", "pyarrow", "dask", "jinja2", "sklearn")
+
+_IMPORT_PROBE = """
+import io, json, sys, contextlib
+import divergences
+base = set(sys.modules)
+from divergences import cli
+with contextlib.redirect_stdout(io.StringIO()):
+    codes = [cli.main(a) for a in (["--help"], ["report", "--help"], ["--version"])]
+new = sorted(set(sys.modules) - base)
+print(json.dumps({"codes": codes, "new": new, "torch_in_base": "torch" in base,
+                  "torch_now": "torch" in sys.modules}))
+"""
+
+
+def test_help_and_version_import_nothing_heavy():
+    """``divergences --help``, ``report --help`` and ``--version`` load no numerical or
+    report module beyond what ``import divergences`` itself loads (the package's own import
+    cost belongs to the core; cli.py adds nothing heavy)."""
+    res = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    probe = json.loads(res.stdout.strip().splitlines()[-1])
+    assert probe["codes"] == [0, 0, 0]
+    heavy = [m for m in probe["new"]
+             if m.split(".")[0] in HEAVY or m.startswith(("divergences.report", "numpy"))]
+    assert heavy == [], heavy
+    if not probe["torch_in_base"]:  # once the core is torch-free, the CLI must be too
+        assert not probe["torch_now"]
+
+
+def test_every_argument_has_help_and_version(capsys):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, cli.argparse._SubParsersAction))
+    for p in (parser, sub.choices["report"]):
+        for action in p._actions:
+            if isinstance(action, cli.argparse._SubParsersAction):
+                continue
+            assert action.help and action.help.strip(), (p.prog, action.dest)
+    rc, out, _ = _run(["--version"], capsys)
+    assert rc == 0 and re.fullmatch(r"divergences \S+\n", out), out
+
+
+def test_level_reaches_the_report(csvs, tmp_path, capsys):
+    r, c = csvs
+    out = tmp_path / "o"
+    rc, _, err = _run(["report", r, c, "--level", "0.8", "--out", out, "--format", "json",
+                       "--columns", "a", *FAST], capsys)
+    assert rc == 0, err
+    assert json.loads((out / "report.json").read_text())["meta"]["level"] == 0.8
+    for bad in ("1", "0", "-0.5", "1.5"):
+        rc, _, err = _run(["report", r, c, "--level", bad, "--out", tmp_path / "p", *FAST],
+                          capsys)
+        assert rc == 2 and err.count("\n") == 1 and "--level" in err, err
+    assert not (tmp_path / "p").exists()
+
+
+def _no_work(monkeypatch):
+    """Make any comparison fail loudly: what is refused must be refused before it."""
+    import divergences.report as report_module
+
+    def boom(*args, **kwargs):
+        raise AssertionError("compare() ran before --out was checked")
+
+    monkeypatch.setattr(report_module, "compare", boom)
+
+
+def test_unwritable_out_is_refused_before_any_work(csvs, tmp_path, capsys, monkeypatch):
+    r, c = csvs
+    _no_work(monkeypatch)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("mine")
+    for out, match in ((a_file, "exists and is not a folder"),
+                       (a_file / "sub", "is not a folder"),
+                       (Path("/proc/divergences-report-test"), "cannot write there")):
+        rc, stdout, err = _run(["report", r, c, "--out", out, *FAST], capsys)
+        assert rc == 2 and stdout == "", (out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("divergences: error: "), err
+        assert match in lines[0], lines[0]
+    assert a_file.read_text() == "mine"
+
+
+def test_demo_command_runs_twice_but_a_users_out_is_protected(tmp_path, capsys, monkeypatch):
+    """The README's `divergences report` re-creates its own output folder; an explicit
+    --out, or a foreign file in the demo folder, keeps the --force protection."""
+    monkeypatch.chdir(tmp_path)
+    demo = ["report", "--columns", "mean radius", "--format", "json,md", "--no-rich", *FAST]
+    for _ in range(2):
+        rc, _, err = _run(demo, capsys)
+        assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / cli.DEFAULT_OUT).iterdir()) == [
+        "report.json", "report.md"]
+    # the same folder named by the user is the user's: protected
+    rc, _, err = _run([*demo, "--out", cli.DEFAULT_OUT], capsys)
+    assert rc == 2 and "--force" in err
+    # a file the demo did not write makes the folder the user's too
+    (tmp_path / cli.DEFAULT_OUT / "notes.txt").write_text("mine")
+    rc, _, err = _run(demo, capsys)
+    assert rc == 2 and "--force" in err
+    assert (tmp_path / cli.DEFAULT_OUT / "notes.txt").read_text() == "mine"
+
+
+def test_numerical_warnings_do_not_leak(csvs, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import divergences.report as report_module
+
+    real = report_module.compare
+
+    def noisy(*args, **kwargs):
+        warnings.warn("Mean of empty slice", RuntimeWarning, stacklevel=1)
+        np.log(np.zeros(1))  # divide by zero encountered in log
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report_module, "compare", noisy)
+    r, c = csvs
+    rc, stdout, err = _run(["report", r, c, "--out", tmp_path / "o", "--no-rich", *FAST],
+                           capsys)
+    assert rc == 0, err
+    assert "Warning" not in err + stdout and "divide by zero" not in err + stdout
+
+
+def test_an_unexpected_failure_is_one_line(csvs, tmp_path, capsys, monkeypatch):
+    import divergences.report as report_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(report_module, "compare", broken)
+    r, c = csvs
+    rc, stdout, err = _run(["report", r, c, "--out", tmp_path / "o", *FAST], capsys)
+    assert rc == 2 and stdout == "" and "Traceback" not in err
+    assert err == "divergences: error: unexpected RuntimeError: something inside broke\n"
+    assert not (tmp_path / "o").exists()

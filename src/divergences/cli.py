@@ -2,22 +2,25 @@
 
 ``divergences report [REFERENCE [CURRENT]]``
     Compare two data sets (CSV or Parquet files, or folders of them) column by column and
-    jointly (:func:`divergences.report.compare`); print the ranked table and write the
-    reports (HTML, JSON, Markdown) to ``--out``. With no data it compares the bundled
-    Wisconsin breast-cancer cohorts (benign against malignant, target ``target``). With one
-    file, ``--split COLUMN=VALUE`` makes the rows where ``COLUMN == VALUE`` the current data
-    and the others the reference.
+    jointly (:func:`divergences.report.compare`); print the verdict, one decision per column
+    and the details, and write the reports (HTML, JSON, Markdown) to ``--out``. With no data
+    it runs on the data set bundled with the install, into ``./divergences-report``, which it
+    re-creates on every such run. With one file, ``--split COLUMN=VALUE`` makes the rows where
+    ``COLUMN == VALUE`` the current data and the others the reference.
     ``--engine dask`` runs the report on a Dask cluster (``--scheduler ADDRESS``, or a local
     cluster of worker processes by default), reading Parquet/CSV folders partition by
-    partition: histogram, Wasserstein, KS and categorical measures from full-data sketches,
-    the rest from ``--sample`` rows (:mod:`divergences.report._dask`).
+    partition (:mod:`divergences.report._dask`).
 ``divergences bench [SUITE ...]``
-    Run the benchmark suites (``python -m benchmarks``); they live in the source repository.
+    Run the benchmark suites; they live in the source repository.
 
-Errors in the input print one line, ``divergences: error: ...``, and exit with status 2
-(never a traceback; ``--debug`` shows it). Input files are only read. An existing output
-folder that holds files is not written to without ``--force``; with it, only the
-report files (``report.html``, ``report.json``, ``report.md``) are replaced, nothing is deleted.
+Errors print one line, ``divergences: error: ...``, and exit with status 2 (never a
+traceback; ``--debug`` shows it). Input files are only read. A folder given with ``--out``
+that holds files is not written to without ``--force``; with it, only the report files
+(``report.html``, ``report.json``, ``report.md``) are replaced, nothing is deleted. Whether
+``--out`` can be written is checked before any work.
+
+This module imports nothing heavy at import time (no pandas, no torch, no report code):
+``divergences --help`` answers at once; the report's modules load when a command runs.
 
 >>> main(["report", "--help"]) == 0  # doctest: +ELLIPSIS
 usage: divergences report ...
@@ -27,6 +30,7 @@ True
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -36,9 +40,14 @@ from typing import Any
 __all__ = ["main"]
 
 FORMATS = ("html", "json", "md")
+REPORT_FILES = {"html": "report.html", "json": "report.json", "md": "report.md"}
 EXIT_INPUT = 2
 #: Rows per data set used by default (the permutation tests cost ``O(rows)`` each).
 DEFAULT_SAMPLE = 5000
+#: Where the report goes without ``--out``. The demo run (no REFERENCE, no ``--out``) owns
+#: this folder's report files and replaces them on every run, so that the README's command
+#: can be run twice; any other run keeps the ``--force`` protection.
+DEFAULT_OUT = "divergences-report"
 
 
 class _UsageError(Exception):
@@ -52,32 +61,58 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
+def _version() -> str:
+    """The installed distribution's version, read from its metadata (no package import)."""
+    try:
+        from importlib.metadata import version
+        return version("divergences")
+    except Exception:  # pragma: no cover - running from a source tree that is not installed
+        return "unknown"
+
+
+def _names(text: str) -> list[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``: a comma-separated list of column names."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="divergences",
                      description="Information-theoretic comparison of data sets.")
+    parser.add_argument("--version", action="version",
+                        version=f"divergences {_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     rep = sub.add_parser(
         "report", help="compare two data sets column by column and jointly",
-        description="Compare REFERENCE with CURRENT (CSV or Parquet files or folders). "
-                    "With no data: the bundled breast-cancer cohorts, benign vs malignant.")
-    rep.add_argument("reference", nargs="?", metavar="REFERENCE")
-    rep.add_argument("current", nargs="?", metavar="CURRENT")
+        description="Compare REFERENCE with CURRENT (CSV or Parquet files or folders): a "
+                    "verdict, one decision per column with the test behind it, then the "
+                    "details; reports written to --out. With no data: the data set bundled "
+                    "with the install.")
+    rep.add_argument("reference", nargs="?", metavar="REFERENCE",
+                     help="the reference data: a CSV or Parquet file, or a folder of them "
+                          "(default: the bundled data set)")
+    rep.add_argument("current", nargs="?", metavar="CURRENT",
+                     help="the current data, compared with REFERENCE (or use --split)")
     rep.add_argument("--target", metavar="COL",
                      help="rank columns by mutual information with this column")
     rep.add_argument("--columns", metavar="A,B,...", help="compare only these columns")
     rep.add_argument("--split", metavar="COL=VALUE",
                      help="one input: rows with COL == VALUE are CURRENT, the others REFERENCE")
-    rep.add_argument("--out", metavar="DIR", default="divergences-report",
-                     help="output folder (default: ./divergences-report)")
+    rep.add_argument("--out", metavar="DIR", default=None,
+                     help=f"output folder (default: ./{DEFAULT_OUT}; an existing folder with "
+                          "files in it needs --force)")
     rep.add_argument("--format", default="html,json,md", metavar="html,json,md",
                      help="reports to write (comma-separated; default: all three)")
+    rep.add_argument("--level", type=float, default=0.95, metavar="LEVEL",
+                     help="confidence level of the intervals, in (0, 1) (default 0.95)")
     rep.add_argument("--sample", type=int, metavar="N", default=DEFAULT_SAMPLE,
                      help=f"use at most N random rows of each data set (default "
                           f"{DEFAULT_SAMPLE}; 0: every row)")
-    rep.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    rep.add_argument("--permutations", type=int, default=99,
-                     help="permutations per p-value (default 99)")
-    rep.add_argument("--n-boot", type=int, default=100,
+    rep.add_argument("--seed", type=int, default=0, metavar="N",
+                     help="random seed; equal seeds give equal reports (default 0)")
+    rep.add_argument("--permutations", type=int, default=99, metavar="N",
+                     help="permutations per permutation p-value (default 99)")
+    rep.add_argument("--n-boot", type=int, default=100, metavar="N",
                      help="bootstrap resamples per interval (default 100)")
     rep.add_argument("--engine", choices=("local", "dask"), default="local",
                      help="local: in this process; dask: read Parquet/CSV folders partition "
@@ -87,11 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--scheduler", metavar="ADDRESS",
                      help="with --engine dask: address of a running Dask scheduler "
                           "(default: start a local cluster of worker processes)")
-    rep.add_argument("--force", action="store_true", help="write into an existing, non-empty --out folder (replaces report.* only)")
-    rep.add_argument("--no-rich", action="store_true", help="plain-text table")
-    rep.add_argument("--debug", action="store_true", help="show tracebacks")
+    rep.add_argument("--force", action="store_true",
+                     help="write into an existing, non-empty --out folder (replaces report.* "
+                          "only, deletes nothing)")
+    rep.add_argument("--no-rich", action="store_true",
+                     help="plain text, no colours (the output of pipes and files is plain "
+                          "already)")
+    rep.add_argument("--debug", action="store_true",
+                     help="show tracebacks and the numerical libraries' warnings")
     sub.add_parser("bench", help="run the benchmark suites (source checkout only); "
-                   "arguments go to `python -m benchmarks`", add_help=False)
+                   "`divergences bench --help` lists them", add_help=False)
     return parser
 
 
@@ -108,6 +148,36 @@ def _formats(text: str) -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
+def _check_out(out: Path, *, owned: bool, force: bool) -> str | None:
+    """Why ``out`` cannot receive the report, or None. Runs before any work, and creates
+    nothing: a run that fails on its input leaves no empty folder behind.
+
+    ``owned``: the demo run's default folder, whose report files are replaced without
+    ``--force`` (other files in it are still never touched, and refuse the run)."""
+    if out.exists() and not out.is_dir():
+        return f"{out}: exists and is not a folder"
+    if out.is_dir():
+        present = {p.name for p in out.iterdir()}
+        if present and not force and not (owned and present <= set(REPORT_FILES.values())):
+            return f"{out}: the output folder exists; pass --force to overwrite it"
+        probe_in = out
+    else:
+        probe_in = out.parent
+        while not probe_in.exists():
+            probe_in = probe_in.parent
+        if not probe_in.is_dir():
+            return f"{out}: cannot create the folder ({probe_in} is not a folder)"
+    # os.access is no answer for root or on read-only mounts: try to write a file there
+    import tempfile
+    try:
+        fd, name = tempfile.mkstemp(prefix=".divergences-", dir=probe_in)
+    except OSError as exc:
+        return f"{out}: cannot write there ({exc.strerror or type(exc).__name__})"
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str], str | None]:
     from .report import _io
 
@@ -116,7 +186,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str], str | No
         df = _io.load_bundled()
         col, value = (_io.parse_split(args.split) if args.split else _io.BUNDLED_SPLIT)
         ref, cur = _io.split_table(df, col, value, "bundled data")
-        label = f"bundled breast_cancer.csv, {col}"
+        label = f"bundled {_io.BUNDLED_NAME}, {col}"
         names = (f"{label} != {value}", f"{label} == {value}")
         if target is None and args.split is None:
             target = _io.BUNDLED_TARGET
@@ -149,18 +219,12 @@ def _progress() -> Any:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import InputError, compare
-    from .report._render import print_table
-
     formats = _formats(args.format)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        return _err(f"{out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not args.force:
-        return _err(f"{out}: the output folder exists; pass --force to overwrite it")
-    columns = None
-    if args.columns:
-        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+    owned = args.out is None and args.reference is None
+    out = Path(args.out if args.out is not None else DEFAULT_OUT)
+    if not 0.0 < args.level < 1.0:
+        return _err(f"--level must lie strictly between 0 and 1; got {args.level:g}")
+    columns = _names(args.columns) if args.columns else None
     if args.sample == 0:
         args.sample = None
     for name in ("sample", "permutations", "n_boot"):
@@ -176,47 +240,66 @@ def _report(args: argparse.Namespace) -> int:
         if args.sample is None:
             return _err("--engine dask needs --sample N >= 2 (rows drawn for the sampled "
                         "measures)")
+    problem = _check_out(out, owned=owned, force=args.force)
+    if problem:
+        return _err(problem)
+
+    import warnings
+
+    from .report import InputError, compare
+    from .report._render import print_table
+
+    extra: dict[str, Any] = {"level": args.level}
+    with warnings.catch_warnings():
+        # numerical libraries' warnings (empty slices, divide by zero in a measure that
+        # handles it) are not the user's business; --debug shows them
+        if not args.debug:
+            warnings.simplefilter("ignore")
+        try:
+            if args.engine == "dask":
+                ref, cur = args.reference, args.current
+                names, target = (str(ref), str(cur)), args.target
+                extra.update(engine="dask", scheduler=args.scheduler)
+            else:
+                ref, cur, names, target = _load(args)
+            opts = dict(columns=columns, sample=args.sample, seed=args.seed,
+                        permutations=args.permutations, n_boot=args.n_boot, names=names,
+                        **extra)
+            bar = _progress()
+            if bar is not None:
+                with bar:
+                    task = bar.add_task("comparing columns", total=None)
+
+                    def step(done: int, total: int, column: str) -> None:
+                        bar.update(task, completed=done, total=total,
+                                   description=f"compared {column}")
+
+                    report = compare(ref, cur, target, progress=step, **opts)
+            else:
+                report = compare(ref, cur, target, **opts)
+        except (InputError, ValueError, TypeError) as exc:
+            if args.debug:
+                raise
+            return _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except OSError as exc:
+            if args.debug:
+                raise
+            return _err(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}"
+                        .lstrip(": "))
+
+        print_table(report, use_rich=not args.no_rich)
+        writers = {"html": report.to_html, "json": report.to_json, "md": report.to_markdown}
+        texts = {fmt: writers[fmt]() for fmt in formats}
     try:
-        if args.engine == "dask":
-            ref, cur = args.reference, args.current
-            names, target = (str(ref), str(cur)), args.target
-        else:
-            ref, cur, names, target = _load(args)
-        extra = {"engine": "dask", "scheduler": args.scheduler} if args.engine == "dask" else {}
-        bar = _progress()
-        if bar is not None:
-            with bar:
-                task = bar.add_task("comparing columns", total=None)
-
-                def step(done: int, total: int, column: str) -> None:
-                    bar.update(task, completed=done, total=total,
-                               description=f"compared {column}")
-
-                report = compare(ref, cur, target, columns=columns, sample=args.sample,
-                                 seed=args.seed, permutations=args.permutations,
-                                 n_boot=args.n_boot, names=names, progress=step, **extra)
-        else:
-            report = compare(ref, cur, target, columns=columns, sample=args.sample,
-                             seed=args.seed, permutations=args.permutations,
-                             n_boot=args.n_boot, names=names, **extra)
-    except (InputError, ValueError, TypeError) as exc:
-        if args.debug:
-            raise
-        return _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        out.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            path = out / REPORT_FILES[fmt]
+            path.write_text(texts[fmt], encoding="utf-8")
+            print(f"wrote {fmt:4s} {path}")
     except OSError as exc:
         if args.debug:
             raise
-        return _err(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}".lstrip(": "))
-
-    print_table(report, use_rich=not args.no_rich)
-    out.mkdir(parents=True, exist_ok=True)
-    writers = {"html": ("report.html", report.to_html), "json": ("report.json", report.to_json),
-               "md": ("report.md", report.to_markdown)}
-    for fmt in formats:
-        fname, render = writers[fmt]
-        path = out / fname
-        path.write_text(render(), encoding="utf-8")
-        print(f"wrote {fmt:4s} {path}")
+        return _err(f"{getattr(exc, 'filename', '') or out}: {exc.strerror or exc}")
     return 0
 
 
@@ -245,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         print(f"{exc}", file=sys.stderr)
         return EXIT_INPUT
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
@@ -255,7 +338,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         return _err(str(exc))
     except KeyboardInterrupt:
+        print("divergences: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `divergences report | head`: the reader left, nothing to say
+        # Python's documented recipe: point stdout at devnull so the flush at exit is silent
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # pragma: no cover - stdout without a descriptor
+            pass
+        return 0
     except Exception as exc:  # the promise: one line, no traceback (--debug shows it)
         if getattr(args, "debug", False):
             raise
