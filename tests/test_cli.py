@@ -111,7 +111,7 @@ def test_one_file_with_split(csvs, tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert "(t == 1)" in md and "| a |" not in md.split("##")[0]
     df = pd.read_csv(r)
-    assert f"({int((df.t != 1).sum())} rows)" in stdout
+    assert f": {int((df.t != 1).sum())} rows" in stdout
 
 
 def test_bundled_default_matches_python_face(tmp_path, capsys, monkeypatch):

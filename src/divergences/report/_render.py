@@ -1,87 +1,183 @@
-"""Rendering a :class:`~divergences.report.Report`: dict/JSON, plain and rich tables,
-Markdown, and a self-contained HTML page (plots drawn as inline SVG: no script, no external
-resource, no plotting library needed)."""
+"""Rendering a :class:`~divergences.report.Report`: dict/JSON, terminal text (plain or rich),
+Markdown and a self-contained HTML page.
+
+Every text face reads the same way, verdict first: "drift in k of m columns (q <= 0.05)",
+then one decision line per column with the test that made it, then the details (the measures,
+their intervals, the missing shares), then a legend that explains each measure in one line.
+One number format everywhere (:func:`num`): three significant digits, never cut.
+
+The terminal text fits the width it is given (80 columns and up): columns that are empty for
+every row are dropped, the others are chosen by priority until the width is used, and what
+did not fit is named. Drifted columns carry a plain-text marker (``DRIFT`` and ``!``) so that
+the flag survives ``--no-rich``, pipes and files; rich only adds colour.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import html as _html
 import math
-from typing import TYPE_CHECKING, Any
+import shutil
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import Report
 
-__all__ = ["html", "markdown", "print_table", "report_dict", "text_table"]
+__all__ = ["html", "markdown", "num", "print_table", "report_dict", "text_table"]
+
+#: q-value at or below which a column is called drifted, when the report does not say.
+ALPHA = 0.05
+#: Width of the terminal text when the terminal does not say (pipes, files).
+DEFAULT_WIDTH = 80
+#: Characters a column name keeps before the table drops a measure to make room.
+NAME_MIN = 20
 
 MEASURE_TITLES = {
-    "js": "JS divergence (nats)", "wasserstein": "Wasserstein-1", "psi": "PSI",
+    "js": "JS divergence (nats)", "wasserstein": "Wasserstein-1", "psi": "PSI (nats)",
     "ks": "KS statistic", "kl": "KL(ref||cur) kNN (nats)", "tv": "Total variation",
     "chi2": "Chi-square (smoothed)",
 }
+#: Short names of the measures, as the tables head them.
+SHORT = {"js": "JS", "wasserstein": "W1", "psi": "PSI", "ks": "KS", "kl": "KL", "tv": "TV",
+         "chi2": "chi2"}
+#: One line per term; every line fits 80 columns.
+LEGEND = {
+    "js": "JS    Jensen-Shannon divergence of the binned distributions; nats, 0 to ln 2",
+    "wasserstein": "W1    Wasserstein-1 distance: how far the values moved, in their own units",
+    "psi": "PSI   population stability index, nats; above 0.25 is a large shift by custom",
+    "ks": "KS    Kolmogorov-Smirnov statistic: the largest gap between the two CDFs, 0-1",
+    "kl": "KL    KL(reference || current), nearest-neighbour estimate, nats",
+    "tv": "TV    total variation: the share of the category mass that moved, 0 to 1",
+    "chi2": "chi2  Pearson chi-square divergence of the frequencies (0.5 added per count)",
+    "q": "q     p-value adjusted for testing many columns (Benjamini-Hochberg)",
+    "nats": "nats  natural-log units of information; 1 nat = 1.443 bits",
+    "ci": "CI    {level} bootstrap interval of the value",
+    "missing": "missing  share of rows missing in the reference -> in the current data",
+    "floor": "<= p  no permutation reached the observed value: p is at most that",
+    "clip": "Measures that cannot be negative are clipped at 0 where noise made them so.",
+}
+#: What the decision's test is called in words.
+TEST_NAMES = {"KS": "KS test", "chi-square": "chi-square test", "js": "JS permutation test"}
 
 
-def _num(x: Any) -> Any:
-    if isinstance(x, (float, np.floating)):
-        return None if math.isnan(float(x)) or math.isinf(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, dict):
-        return {k: _num(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_num(v) for v in x]
-    return x
+# --------------------------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------------------------
 
 
-def report_dict(rep: Report) -> dict[str, Any]:
-    cols = []
-    for rank, c in enumerate(rep.columns, 1):
-        cols.append({
-            "name": c.name, "kind": c.kind, "rank": rank,
-            "n_reference": c.n_reference, "n_current": c.n_current,
-            "missing_reference": c.missing_reference, "missing_current": c.missing_current,
-            "measures": {k: {"value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high,
-                             "pvalue": m.pvalue, "qvalue": m.qvalue, "units": m.units}
-                         for k, m in c.measures.items()},
-            "bin_edges": c.edges, "categories": c.categories,
-            "reference_counts": c.reference_counts, "current_counts": c.current_counts,
-        })
-    target = None
-    if rep.mutual_information is not None:
-        target = {"name": rep.meta.get("target"), "units": "nats",
-                  "mutual_information": rep.mutual_information}
-    return _num({"schema": "divergences.report/1", "meta": rep.meta, "columns": cols,
-                 "joint": rep.joint, "target": target, "skipped": rep.skipped})
+def num(x: Any) -> str:
+    """The one number format of every report: three significant digits, in full between
+    1e-4 and 1e5 (``0.0123``, ``54.4``, ``863``, ``12345``), in exponent form outside.
 
-
-def _f(x: float, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    >>> [num(v) for v in (0.49123, 54.43, 863.2, 12345.6, 0.000012345, 0.0, -0.5, None)]
+    ['0.491', '54.4', '863', '12346', '1.23e-05', '0', '-0.5', '-']
+    """
+    if x is None:
         return "-"
-    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}" if abs(x) >= 1 else f"{x:.{digits}f}"
+    x = float(x)
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if a >= 1e5 or a < 1e-4:
+        return f"{x:.2e}"
+    if a >= 100:
+        return f"{x:.0f}"
+    return f"{x:.3g}"
 
 
-def _p(x: float) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:.3g}"
+def _pq(x: Any, floor: bool = False) -> str:
+    """A p- or q-value; ``<= x`` when it sits at a permutation floor."""
+    return f"<={num(x)}" if floor and x is not None and not math.isnan(x) else num(x)
 
 
-def _rows(rep: Report) -> tuple[list[str], list[list[str]]]:
-    head = ["#", "column", "kind", "JS [CI]", "q(JS)", "W1", "PSI", "KS", "KL", "TV", "chi2"]
-    rows = []
-    for i, c in enumerate(rep.columns, 1):
-        m = c.measures
-        js = m["js"]
+def _share(x: float) -> str:
+    """A share of rows as a percentage, to the precision that tells small shares apart."""
+    if x is None or math.isnan(x):
+        return "-"
+    if x == 0:
+        return "0%"
+    pct = 100.0 * x
+    return f"{pct:.0f}%" if pct >= 10 else (f"{pct:.1f}%" if pct >= 0.1 else "<0.1%")
 
-        def val(k: str, m: dict = m) -> str:
-            return _f(m[k].value) if k in m else ""
 
-        rows.append([str(i), c.name, c.kind[:3],
-                     f"{_f(js.value)} [{_f(js.ci_low)}, {_f(js.ci_high)}]", _p(js.qvalue),
-                     val("wasserstein"), val("psi"), val("ks"), val("kl"), val("tv"),
-                     val("chi2")])
-    return head, rows
+# --------------------------------------------------------------------------------------------
+# What every face shows: decisions and details
+# --------------------------------------------------------------------------------------------
+
+
+def _alpha(rep: Report) -> float:
+    return float(rep.meta.get("alpha", ALPHA))
+
+
+def _missing_shares(c: Any) -> tuple[float, float]:
+    """(reference, current) missing shares of a column's rows."""
+    out = []
+    for side, n in (("reference", c.n_reference), ("current", c.n_current)):
+        share = getattr(c, f"missing_share_{side}", None)
+        if share is None:  # older results carry counts only
+            miss = getattr(c, f"missing_{side}", 0) or 0
+            share = miss / (miss + n) if miss + n else math.nan
+        out.append(float(share))
+    return out[0], out[1]
+
+
+class Decision(NamedTuple):
+    """One column's verdict: drift or not, the test that decided, its q-value (and whether
+    that q rests on a p-value at a permutation floor)."""
+
+    drift: bool
+    test: str
+    q: float
+    floor: bool = False
+    detail: str = ""
+
+
+def decision(c: Any, alpha: float = ALPHA) -> Decision:
+    """The decision of column ``c``: the report's own when it made one (``drift``,
+    ``decided_by``, ``drift_test``, ``drift_qvalue``, ``missing_qvalue``), else the
+    permutation test of the JS divergence at ``alpha``."""
+    drift_test = getattr(c, "drift_test", "")
+    if drift_test:
+        by = getattr(c, "decided_by", "") or ""
+        if by.startswith("missing"):
+            ref, cur = _missing_shares(c)
+            return Decision(bool(c.drift), "missing share", float(c.missing_qvalue),
+                            detail=f"{_share(ref)} -> {_share(cur)}")
+        return Decision(bool(c.drift), TEST_NAMES.get(drift_test, f"{drift_test} test"),
+                        float(getattr(c, "drift_qvalue", math.nan)))
+    m = c.measures["js"]
+    return Decision(bool(m.qvalue <= alpha), TEST_NAMES["js"], float(m.qvalue),
+                    bool(getattr(m, "p_floor", False)))
+
+
+def _decision_text(d: Decision) -> str:
+    q = f"q {'<=' if d.floor else '='} {num(d.q)}"
+    return f"{d.test}{', ' + d.detail if d.detail else ''}, {q}"
+
+
+def verdict(rep: Report) -> str:
+    """``"drift in k of m columns (q <= 0.05)"``."""
+    alpha = _alpha(rep)
+    k = sum(decision(c, alpha).drift for c in rep.columns)
+    m = len(rep.columns)
+    return f"drift in {k} of {m} column{'s' if m != 1 else ''} (q <= {num(alpha)})"
+
+
+def _rows_line(meta: dict[str, Any], side: str) -> str:
+    rows = meta.get(f"rows_{side}")
+    sampled = meta.get(f"sampled_{side}")
+    text = f"{meta.get(side)}: {rows:,} rows" if isinstance(rows, int) else str(meta.get(side))
+    if isinstance(sampled, int) and isinstance(rows, int) and sampled < rows:
+        text += f", sampled {sampled:,} of {rows:,}"
+    return text
 
 
 def _engine_line(meta: dict[str, Any]) -> str | None:
@@ -97,100 +193,336 @@ def _engine_line(meta: dict[str, Any]) -> str | None:
             f"{', '.join(meta.get('sampled_measures', []))}")
 
 
-def _joint_line(j: dict[str, Any]) -> str:
-    if j.get("pvalue") is None or math.isnan(j.get("pvalue", math.nan)):
+def _joint_line(j: dict[str, Any], alpha: float = ALPHA) -> str:
+    p = j.get("pvalue")
+    if p is None or (isinstance(p, float) and math.isnan(p)):
         return f"joint MMD test: not run ({j.get('note', '')})"
-    return (f"joint MMD test on {len(j['columns'])} standardised numeric columns: "
-            f"MMD^2 = {_f(j['statistic'])}, permutation p = {_p(j['pvalue'])}")
+    floor = bool(j.get("p_floor", False))
+    return (f"joint test (MMD, {len(j['columns'])} numeric columns): "
+            f"{'drift' if p <= alpha else 'no drift'}, p {'<=' if floor else '='} {num(p)}, "
+            f"MMD^2 = {num(j['statistic'])}")
 
 
 def _summary_lines(rep: Report, joint: bool = True) -> list[str]:
     meta = rep.meta
-    lines = [f"reference: {meta['reference']} ({meta['rows_reference']} rows)   "
-             f"current: {meta['current']} ({meta['rows_current']} rows)"]
+    lines = [f"reference {_rows_line(meta, 'reference')}",
+             f"current   {_rows_line(meta, 'current')}"]
     engine = _engine_line(meta)
     if engine:
         lines.append(engine)
     if rep.joint is not None and joint:
-        lines.append(_joint_line(rep.joint))
+        lines.append(_joint_line(rep.joint, _alpha(rep)))
     if rep.skipped:
         lines.append("skipped: " + "; ".join(f"{s['column']} ({s['reason']})"
                                               for s in rep.skipped))
     return lines
 
 
-def _mi_rows(rep: Report) -> list[list[str]]:
-    return [[str(r["rank"]), r["column"], _f(r["value"]),
-             f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]", r["method"] or r.get("note", "")]
-            for r in rep.mutual_information or []]
+class Col(NamedTuple):
+    """A column of the details table: its heading, its cell per report column, whether it
+    is kept whatever the width, and its rank among the optional ones (lower stays longer)."""
+
+    key: str
+    head: str
+    cells: list[str]
+    required: bool = False
+    priority: int = 0
+    left: bool = False
 
 
-def text_table(rep: Report) -> str:
-    """Fixed-width text: the ranked column table, the joint test, the MI ranking."""
-    def fmt(head: list[str], rows: list[list[str]]) -> list[str]:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-                  for i, h in enumerate(head)]
-        out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(),
-               "  ".join("-" * w for w in widths)]
-        out += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-        return out
+def _detail_columns(rep: Report) -> list[Col]:
+    """Every column the details table could show, in display order; columns that are empty
+    for every row (TV and chi2 on all-numeric data, missing shares when nothing is missing)
+    are left out here."""
+    alpha = _alpha(rep)
+    level = f"{rep.meta.get('level', 0.95):.0%}"
+    cs = rep.columns
+    shares = [_missing_shares(c) for c in cs]
+    cols = [
+        Col("mark", "", ["!" if decision(c, alpha).drift else "" for c in cs], True),
+        Col("rank", "#", [str(i) for i in range(1, len(cs) + 1)], True),
+        Col("name", "column", [c.name for c in cs], True, left=True),
+        Col("kind", "kind", [c.kind for c in cs], priority=9, left=True),
+        Col("js", "JS", [num(c.measures["js"].value) for c in cs], True),
+        Col("ci", f"{level} CI", [f"[{num(c.measures['js'].ci_low)}, "
+                                  f"{num(c.measures['js'].ci_high)}]" for c in cs],
+            priority=3),
+        Col("q", "q(JS)", [_pq(c.measures["js"].qvalue,
+                               bool(getattr(c.measures["js"], "p_floor", False)))
+                           for c in cs], priority=7),
+    ]
+    prio = {"ks": 1, "wasserstein": 4, "psi": 5, "tv": 1, "chi2": 6, "kl": 8}
+    for key in ("wasserstein", "psi", "ks", "kl", "tv", "chi2"):
+        cells = [num(c.measures[key].value) if key in c.measures else "" for c in cs]
+        if any(cells):
+            cols.append(Col(key, SHORT[key], cells, priority=prio[key]))
+    if any(s > 0 for pair in shares for s in pair if not math.isnan(s)):
+        cols.append(Col("missing", "missing", [f"{_share(r)}->{_share(c)}" for r, c in shares],
+                        priority=2))
+    return cols
 
-    lines = [*_summary_lines(rep), "", *fmt(*_rows(rep))]
+
+def _fit(cols: list[Col], width: int | None, sep: int = 2,
+         name_key: str = "name") -> tuple[list[Col], list[Col], int]:
+    """The columns to show within ``width`` (required ones always, optional ones by
+    priority), those left out, and the width given to the name column: its full width
+    when it fits, else at least :data:`NAME_MIN` characters before an optional column
+    is dropped for it."""
+    def w(c: Col) -> int:
+        return max([len(c.head), *map(len, c.cells)])
+
+    def total(cs: Sequence[Col], nw: int) -> int:
+        return sum(nw if c.key == name_key else w(c) for c in cs) + sep * (len(cs) - 1)
+
+    full = max([w(c) for c in cols if c.key == name_key] or [0])
+    if width is None:
+        return cols, [], full
+    chosen = [c for c in cols if c.required]
+    for c in sorted((c for c in cols if not c.required), key=lambda c: c.priority):
+        if total([*chosen, c], min(full, NAME_MIN)) <= width:
+            chosen.append(c)
+    shown = [c for c in cols if c in chosen]
+    name_w = max(4, min(full, width - total(shown, 0)))
+    return shown, [c for c in cols if c not in chosen], name_w
+
+
+def _cut(s: str, n: int) -> str:
+    """A name cut to ``n`` characters, the cut marked (names only: numbers are never cut)."""
+    return s if len(s) <= n else s[: max(n - 3, 1)] + "..."
+
+
+def _format_table(cols: list[Col], name_w: int, sep: int = 2,
+                  name_key: str = "name") -> list[str]:
+    widths = [name_w if c.key == name_key else max([len(c.head), *map(len, c.cells)])
+              for c in cols]
+
+    def line(values: list[str]) -> str:
+        parts = []
+        for c, v, wd in zip(cols, values, widths):
+            v = _cut(v, wd) if c.key == name_key else v
+            parts.append(v.ljust(wd) if c.left or c.key == "mark" else v.rjust(wd))
+        return (" " * sep).join(parts).rstrip()
+
+    out = [line([c.head for c in cols])]
+    out += [line([c.cells[i] for c in cols]) for i in range(len(cols[0].cells))]
+    return out
+
+
+class Line(NamedTuple):
+    """A line of terminal text and how rich should colour it."""
+
+    text: str
+    style: str | None = None
+
+
+def _wrap(text: str, width: int | None, indent: str = "  ") -> list[str]:
+    if width is None or len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False)
+
+
+def _legend(rep: Report, keys: Sequence[str]) -> list[str]:
+    """One line per measure of the report (shown or not), then q, nats, the interval, the
+    missing shares and permutation floors when the report has them, and the clipping rule."""
+    level = f"{rep.meta.get('level', 0.95):.0%}"
+    present = {k for c in rep.columns for k in c.measures}
+    shown = [k for k in ("js", "wasserstein", "psi", "ks", "kl", "tv", "chi2") if k in present]
+    out = [LEGEND[k] for k in shown]
+    out += [LEGEND["q"], LEGEND["nats"], LEGEND["ci"].format(level=level)]
+    if "missing" in keys:
+        out.append(LEGEND["missing"])
+    if _any_floor(rep):
+        out.append(LEGEND["floor"])
+    out.append(LEGEND["clip"])
+    return out
+
+
+def _any_floor(rep: Report) -> bool:
+    return (any(getattr(m, "p_floor", False) for c in rep.columns for m in c.measures.values())
+            or bool((rep.joint or {}).get("p_floor", False)))
+
+
+def _mi_cols(rep: Report) -> list[Col]:
+    rows = rep.mutual_information or []
+    return [Col("rank", "#", [str(r["rank"]) for r in rows], True),
+            Col("name", "column", [str(r["column"]) for r in rows], True, left=True),
+            Col("mi", "MI (nats)", [num(r["value"]) for r in rows], True),
+            Col("ci", f"{rep.meta.get('level', 0.95):.0%} CI",
+                [f"[{num(r['ci_low'])}, {num(r['ci_high'])}]" for r in rows], priority=1),
+            Col("method", "method", [str(r.get("method") or r.get("note", "")) for r in rows],
+                priority=2, left=True)]
+
+
+def text_lines(rep: Report, width: int | None = DEFAULT_WIDTH) -> list[Line]:
+    """The terminal text, verdict first, each line at most ``width`` characters (``None``:
+    no limit)."""
+    alpha = _alpha(rep)
+    out = [Line(f"Verdict: {verdict(rep)}", "bold")]
+    for s in _summary_lines(rep):
+        out += [Line(t) for t in _wrap(s, width)]
+
+    # one decision per column: DRIFT/ok, the name, the test and its q-value
+    decisions = [decision(c, alpha) for c in rep.columns]
+    texts = [_decision_text(d) for d in decisions]
+    name_w = max([len(c.name) for c in rep.columns] + [6])
+    if width is not None:
+        name_w = min(name_w, max(8, width - 9 - max(map(len, texts), default=0)))
+    out += [Line(""), Line("Decisions, most different first (DRIFT: q <= "
+                           f"{num(alpha)}):", "bold")]
+    for c, d, t in zip(rep.columns, decisions, texts):
+        line = f"{'DRIFT' if d.drift else 'ok':5s}  {_cut(c.name, name_w).ljust(name_w)}  {t}"
+        for i, piece in enumerate(_wrap(line.rstrip(), width, " " * (9 + name_w))):
+            out.append(Line(piece, "red" if d.drift and i == 0 else None))
+
+    cols = _detail_columns(rep)
+    shown, dropped, nw = _fit(cols, width)
+    out += [Line(""), Line("Details: columns ranked by Jensen-Shannon divergence (! = drift)",
+                           "bold")]
+    table = _format_table(shown, nw)
+    out.append(Line(table[0], "bold"))
+    for row, c in zip(table[1:], rep.columns):
+        out.append(Line(row, "red" if decision(c, alpha).drift else None))
+    if dropped:
+        out += [Line(t, "dim") for t in _wrap(
+            f"not shown at this width: {', '.join(c.head for c in dropped)} "
+            "(see report.md, report.html)", width)]
+
     if rep.mutual_information is not None:
-        lines += ["", f"mutual information with target {rep.meta['target']!r} (nats):"]
-        lines += fmt(["#", "column", "MI", "CI", "method"], _mi_rows(rep))
-    return "\n".join(lines)
+        out += [Line(""), Line("Columns ranked by mutual information with target "
+                               f"{rep.meta.get('target')!r}:", "bold")]
+        mshown, _, mnw = _fit(_mi_cols(rep), width)
+        out += [Line(t) for t in _format_table(mshown, mnw)]
+    out += [Line(""), Line("Legend:", "bold")]
+    for t in _legend(rep, [c.key for c in cols]):
+        out += [Line(x, "dim") for x in _wrap(t, width, "      ")]
+    return out
 
 
-def print_table(rep: Report, file: Any = None, *, use_rich: bool = True) -> None:
-    """Print the table, with rich when it is installed (plain text otherwise)."""
+def terminal_width() -> int:
+    """The terminal's width, or :data:`DEFAULT_WIDTH` when output goes to a pipe or file."""
+    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+
+
+def text_table(rep: Report, width: int | None = -1) -> str:
+    """The report as plain text: verdict, decisions, details, legend. ``width``: the most
+    characters per line (default: the terminal's, 80 for pipes and files; ``None``: no
+    limit)."""
+    if width == -1:
+        width = terminal_width()
+    return "\n".join(line.text for line in text_lines(rep, width))
+
+
+def print_table(rep: Report, file: Any = None, *, use_rich: bool = True,
+                width: int | None = None) -> None:
+    """Print the report, coloured with rich when it is installed and wanted (plain text
+    otherwise: the same characters, the drift marker included)."""
     try:
         if not use_rich:
             raise ImportError
         from rich.console import Console
-        from rich.table import Table
+        from rich.text import Text
     except ImportError:
-        print(text_table(rep), file=file)
+        print(text_table(rep, terminal_width() if width is None else width), file=file)
         return
-    console = Console(file=file, soft_wrap=False)
-    for line in _summary_lines(rep):
-        console.print(line, highlight=False, markup=False)
-    head, rows = _rows(rep)
-    t = Table(title="columns ranked by Jensen-Shannon divergence", title_justify="left")
-    for h in head:
-        t.add_column(h, justify="left" if h in ("column", "kind") else "right")
-    for r in rows:
-        q = r[4]
-        style = "bold red" if q not in ("-", "") and float(q) <= 0.05 else None
-        t.add_row(*r, style=style)
-    console.print(t)
+    console = Console(file=file, highlight=False, soft_wrap=True)
+    w = console.width if width is None else width
+    for line in text_lines(rep, w):
+        console.print(Text(line.text, style=line.style or ""))
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+
+
+def _num(x: Any) -> Any:
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(float(x)) or math.isinf(float(x)) else float(x)
+    if isinstance(x, (np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, dict):
+        return {k: _num(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_num(v) for v in x]
+    return x
+
+
+#: Measure keys of report.json, fixed (consumers read them; new fields of the result
+#: classes are added at the column level, never renamed here).
+MEASURE_KEYS = ("value", "ci_low", "ci_high", "pvalue", "qvalue", "units")
+#: ColumnResult fields that report.json spells differently or leaves out.
+_COLUMN_RENAMED = {"edges": "bin_edges"}
+_COLUMN_LEFT_OUT = {"plot", "measures"}
+
+
+def report_dict(rep: Report) -> dict[str, Any]:
+    """The JSON-ready dict: the keys of ``divergences.report/1`` plus, per column, every
+    other field of its result (decision, missing shares and tests, notes) and, per measure
+    that has them, the names of the clipped measures and those with a p-value at a floor."""
+    cols = []
+    for rank, c in enumerate(rep.columns, 1):
+        d: dict[str, Any] = {"name": c.name, "kind": c.kind, "rank": rank}
+        if dataclasses.is_dataclass(c):
+            for f in dataclasses.fields(c):
+                if f.name not in _COLUMN_LEFT_OUT and f.name not in d:
+                    d[_COLUMN_RENAMED.get(f.name, f.name)] = getattr(c, f.name)
+        ref, cur = _missing_shares(c)
+        d["missing_share_reference"], d["missing_share_current"] = ref, cur
+        d["measures"] = {k: {f: getattr(m, f) for f in MEASURE_KEYS}
+                         for k, m in c.measures.items()}
+        d["clipped"] = [k for k, m in c.measures.items() if getattr(m, "clipped", False)]
+        d["p_floor"] = [k for k, m in c.measures.items() if getattr(m, "p_floor", False)]
+        cols.append(d)
+    target = None
     if rep.mutual_information is not None:
-        m = Table(title=f"mutual information with target {rep.meta['target']!r} (nats)",
-                  title_justify="left")
-        for h in ["#", "column", "MI", "CI", "method"]:
-            m.add_column(h)
-        for r in _mi_rows(rep):
-            m.add_row(*r)
-        console.print(m)
+        target = {"name": rep.meta.get("target"), "units": "nats",
+                  "mutual_information": rep.mutual_information}
+    return _num({"schema": "divergences.report/1", "meta": rep.meta, "columns": cols,
+                 "joint": rep.joint, "target": target, "skipped": rep.skipped})
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+
+def _md_table(cols: list[Col], esc: Callable[[str], str]) -> list[str]:
+    head = ["" if c.key == "mark" else c.head for c in cols]
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "".join(":---|" if c.left else "---:|" for c in cols)]
+    for i in range(len(cols[0].cells)):
+        out.append("| " + " | ".join(esc(c.cells[i]) for c in cols) + " |")
+    return out
 
 
 def markdown(rep: Report) -> str:
-    """Markdown: summary, ranked column table, measures' key, MI ranking."""
+    """Markdown: verdict, one decision per column, the details table, MI ranking, legend."""
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
-    head, rows = _rows(rep)
-    out = ["# Comparison report", ""] + [f"- {esc(line)}" for line in _summary_lines(rep)]
-    out += ["", "## Columns, ranked by Jensen-Shannon divergence", "",
-            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(esc(v) for v in r) + " |" for r in rows]
-    out += ["", "q(JS): Benjamini-Hochberg adjusted permutation p-value of the JS divergence "
-            f"({rep.meta['permutations']} permutations); intervals: {rep.meta['level']:.0%} "
-            f"bootstrap ({rep.meta['n_boot']} resamples)."]
+    alpha = _alpha(rep)
+    out = ["# Comparison report", "", f"**Verdict: {verdict(rep)}.**", ""]
+    out += [f"- {esc(line)}" for line in _summary_lines(rep)]
+    out += ["", "## Decisions", "",
+            "| | column | decision | test |", "|:---|:---|:---|:---|"]
+    for c in rep.columns:
+        d = decision(c, alpha)
+        out.append(f"| {'!' if d.drift else ''} | {esc(c.name)} | "
+                   f"{'**drift**' if d.drift else 'no drift'} | {esc(_decision_text(d))} |")
+    cols = _detail_columns(rep)
+    out += ["", "## Details: columns ranked by Jensen-Shannon divergence", ""]
+    out += _md_table(cols, esc)
     if rep.mutual_information is not None:
-        out += ["", f"## Mutual information with `{esc(str(rep.meta['target']))}` (nats)", "",
-                "| # | column | MI | CI | method |", "|---|---|---|---|---|"]
-        out += ["| " + " | ".join(esc(v) for v in r) + " |" for r in _mi_rows(rep)]
+        out += ["", f"## Mutual information with `{esc(str(rep.meta.get('target')))}` (nats)",
+                ""]
+        out += _md_table(_mi_cols(rep), esc)
+    out += ["", "## Legend", ""]
+    for t in _legend(rep, [c.key for c in cols]):
+        key, sep, rest = t.partition("  ")
+        out.append(f"- `{key}` {rest.strip()}" if sep and len(key) <= 8 else f"- {t}")
+    out += ["", f"Intervals: {rep.meta.get('level', 0.95):.0%} bootstrap "
+            f"({rep.meta.get('n_boot')} resamples); permutation tests: "
+            f"{rep.meta.get('permutations')} permutations or more."]
     return "\n".join(out) + "\n"
 
 
@@ -268,7 +600,7 @@ def _distribution_svg(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> str
             pts.append(f"{left + pw:.1f},{top + ph:.1f}")
             body.append(f'<polygon points="{" ".join(pts)}" fill="{col}" fill-opacity="0.3" '
                         f'stroke="{col}" stroke-width="1"/>')
-        body += [_text(left, h - 5, _f(lo), size=9), _text(w - left, h - 5, _f(hi), "end", 9)]
+        body += [_text(left, h - 5, num(lo), size=9), _text(w - left, h - 5, num(hi), "end", 9)]
     else:
         ymax = float(max(pr.max(), pc.max())) or 1.0
         for j, i in enumerate(order):
@@ -296,9 +628,11 @@ def _bars_svg(rows: list[tuple[str, float, float, float, str]], xlabel: str) -> 
     """Horizontal bars with interval whiskers: rows of (label, value, low, high, colour)."""
     lab_w, w, row_h, top = 190, 720, 16, 6
     h = top + row_h * len(rows) + 30
+    # non-negative measures: the axis starts at 0 and nothing is drawn below it
+    rows = [(n, max(v, 0.0), max(lo, 0.0), max(hi, 0.0), col) for n, v, lo, hi, col in rows]
     finite = [v for r in rows for v in r[1:4] if v == v]
     vmax = max([*finite, 1e-12])
-    vmin = min([*finite, 0.0])
+    vmin = 0.0
     span = vmax - vmin or 1.0
     pw = w - lab_w - 20
 
@@ -318,7 +652,7 @@ def _bars_svg(rows: list[tuple[str, float, float, float, str]], xlabel: str) -> 
                         f'y2="{y + row_h / 2}" stroke="#000" stroke-width="1"/>')
     y = top + row_h * len(rows)
     body += [f'<line x1="{lab_w}" y1="{y}" x2="{lab_w + pw}" y2="{y}" stroke="#444"/>',
-             _text(x(vmin), y + 12, _f(vmin), "start", 9), _text(x(vmax), y + 12, _f(vmax), "end", 9),
+             _text(x(vmin), y + 12, num(vmin), "start", 9), _text(x(vmax), y + 12, num(vmax), "end", 9),
              _text(lab_w + pw / 2, y + 25, xlabel, "middle", 10)]
     return _svg(w, h, body, xlabel)
 
@@ -327,7 +661,7 @@ def _plots(rep: Report) -> dict[str, str]:
     out = {c.name: _distribution_svg(c, rep.plot_data.get(c.name)) for c in rep.columns}
     out["__bars__"] = _bars_svg(
         [(c.name, c.measures["js"].value, c.measures["js"].ci_low, c.measures["js"].ci_high,
-          _SIG if c.measures["js"].qvalue <= 0.05 else _GREY) for c in rep.columns],
+          _SIG if decision(c, _alpha(rep)).drift else _GREY) for c in rep.columns],
         "Jensen-Shannon divergence (nats), bootstrap interval; red: BH q <= 0.05")
     if rep.mutual_information:
         out["__mi__"] = _bars_svg(
@@ -341,21 +675,23 @@ def html(rep: Report) -> str:
     """The self-contained HTML page."""
     e = _html.escape
     plots = _plots(rep)
-    head, rows = _rows(rep)
+    cols = _detail_columns(rep)
+    rows = [[c.cells[i] for c in cols] for i in range(len(rep.columns))]
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
              "<title>divergences comparison report</title>", f"<style>{_CSS}</style>",
              "</head><body>", "<h1>Comparison report</h1>"]
+    parts.append(f"<p><b>Verdict: {e(verdict(rep))}</b></p>")
     parts += [f"<p>{e(line)}</p>" for line in _summary_lines(rep, joint=False)]
     parts.append("<h2>Columns ranked by Jensen-Shannon divergence</h2>")
     if plots:
         parts.append(plots["__bars__"])
     parts.append("<table><tr>" + "".join(
-        f"<th class='{'l' if h in ('column', 'kind') else ''}'>{e(h)}</th>" for h in head)
+        f"<th class='{'l' if c.left else ''}'>{e(c.head)}</th>" for c in cols)
         + "</tr>")
     for c, r in zip(rep.columns, rows):
-        sig = " class='sig'" if c.measures["js"].qvalue <= 0.05 else ""
+        sig = " class='sig'" if decision(c, _alpha(rep)).drift else ""
         parts.append(f"<tr{sig}>" + "".join(
-            f"<td class='{'l' if i in (1, 2) else ''}'>{e(v)}</td>" for i, v in enumerate(r))
+            f"<td class='{'l' if col.left else ''}'>{e(v)}</td>" for col, v in zip(cols, r))
             + "</tr>")
     parts.append("</table>")
     parts.append(
@@ -372,7 +708,7 @@ def html(rep: Report) -> str:
     if j is None:
         parts.append("<p>No numeric columns: no joint test.</p>")
     else:
-        parts.append(f"<p>{e(_joint_line(j))}</p>")
+        parts.append(f"<p>{e(_joint_line(j, _alpha(rep)))}</p>")
 
     if rep.mutual_information is not None:
         parts.append(f"<h2>Mutual information with target {e(str(rep.meta['target']))}</h2>")
@@ -380,9 +716,10 @@ def html(rep: Report) -> str:
             parts.append(plots["__mi__"])
         parts.append("<table><tr><th>#</th><th class='l'>column</th><th>MI (nats)</th>"
                      "<th>CI</th><th class='l'>method</th></tr>")
-        for r in _mi_rows(rep):
+        mcols = _mi_cols(rep)
+        for i in range(len(rep.mutual_information)):
             parts.append("<tr>" + "".join(
-                f"<td class='{'l' if i in (1, 4) else ''}'>{e(v)}</td>" for i, v in enumerate(r))
+                f"<td class='{'l' if col.left else ''}'>{e(col.cells[i])}</td>" for col in mcols)
                 + "</tr>")
         parts.append("</table>")
 
@@ -390,8 +727,8 @@ def html(rep: Report) -> str:
     for c in rep.columns:
         m = c.measures["js"]
         parts.append(f"<div class='card'><h3>{e(c.name)}</h3><div class='small'>{e(c.kind)}, "
-                     f"JS {e(_f(m.value))} [{e(_f(m.ci_low))}, {e(_f(m.ci_high))}], "
-                     f"q {e(_p(m.qvalue))}; n = {c.n_reference} / {c.n_current}</div>")
+                     f"JS {e(num(m.value))} [{e(num(m.ci_low))}, {e(num(m.ci_high))}], "
+                     f"q {e(num(m.qvalue))}; n = {c.n_reference} / {c.n_current}</div>")
         if plots and c.name in plots:
             parts.append(plots[c.name])
         parts.append("</div>")
