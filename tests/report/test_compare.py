@@ -13,15 +13,15 @@ from divergences.estimate import kl as knn_kl
 from divergences.estimate import mutual_information
 from divergences.report import InputError, Report, benjamini_hochberg, compare
 from divergences.report._columns import (
+    BINS,
     adaptive_edges,
     bin_codes,
-    n_bins,
     smoothed,
     tie_noise,
 )
 from divergences.report._joint import standardize_pooled
 
-FAST = dict(permutations=19, n_boot=10)
+FAST = dict(permutations=19, n_boot=10, max_permutations=19)
 
 
 def _data(seed=0, n=150, m=120):
@@ -52,31 +52,69 @@ def test_numbers_equal_the_library_functions(small):
     r, c = ref["shift"], cur["shift"]
     col = rep.column("shift")
     m = col.measures
-    assert m["wasserstein"].value == pytest.approx(float(transport.wasserstein_1d(r, c)), rel=1e-12)
-    assert m["wasserstein"].value == pytest.approx(stats.wasserstein_distance(r, c), rel=1e-9)
-    assert m["ks"].value == pytest.approx(stats.ks_2samp(r, c).statistic, rel=1e-12)
-    edges = adaptive_edges(np.concatenate([r, c]), n_bins(min(r.size, c.size)))
-    assert np.allclose(edges, col.edges)
+    # the plug-in statistics are the library's; the values are their bias-corrected estimates
+    assert m["wasserstein"].plugin == pytest.approx(float(transport.wasserstein_1d(r, c)),
+                                                    rel=1e-9)
+    assert m["wasserstein"].plugin == pytest.approx(stats.wasserstein_distance(r, c), rel=1e-9)
+    assert m["ks"].plugin == pytest.approx(stats.ks_2samp(r, c).statistic, rel=1e-12)
+    assert m["ks"].pvalue == pytest.approx(stats.ks_2samp(r, c).pvalue, rel=1e-12)
+    edges = adaptive_edges(np.concatenate([r, c]), BINS)
+    assert np.allclose(edges, col.edges) and len(edges) == BINS + 1
     k = len(edges) - 1
     hr = np.bincount(bin_codes(r, edges), minlength=k).astype(float)
     hc = np.bincount(bin_codes(c, edges), minlength=k).astype(float)
     assert hr.tolist() == col.reference_counts and hc.tolist() == col.current_counts
-    assert m["js"].value == pytest.approx(float(dv.js(hr / hr.sum(), hc / hc.sum())), rel=1e-12)
+    assert m["js"].plugin == pytest.approx(float(dv.js(hr / hr.sum(), hc / hc.sum())), rel=1e-9)
     # PSI is Jeffreys' divergence of the smoothed histograms: sum (r - c) log(r / c)
     pr, pc = smoothed(hr), smoothed(hc)
-    assert m["psi"].value == pytest.approx(float(np.sum((pr - pc) * np.log(pr / pc))), rel=1e-9)
+    assert m["psi"].plugin == pytest.approx(float(np.sum((pr - pc) * np.log(pr / pc))), rel=1e-9)
     noise = tie_noise(np.concatenate([r, c]))
-    assert m["kl"].value == pytest.approx(knn_kl(r, c, seed=3, noise=noise).value, rel=1e-12)
+    e = knn_kl(r, c, seed=3, noise=noise)
+    assert m["kl"].plugin == pytest.approx(e.value, rel=1e-12)
+    assert m["kl"].value == pytest.approx(max(e.value, 0.0), rel=1e-12)
     # categorical
     cat = rep.column("colour")
     assert cat.categories == ["blue", "green", "red"]
     cr = np.array([np.sum(ref["colour"] == v) for v in cat.categories], float)
     cc = np.array([np.sum(cur["colour"] == v) for v in cat.categories], float)
     mc = cat.measures
-    assert mc["js"].value == pytest.approx(float(dv.js(cr / cr.sum(), cc / cc.sum())), rel=1e-12)
-    assert mc["tv"].value == pytest.approx(0.5 * np.abs(cr / cr.sum() - cc / cc.sum()).sum())
+    assert mc["js"].plugin == pytest.approx(float(dv.js(cr / cr.sum(), cc / cc.sum())),
+                                            rel=1e-12)
+    assert mc["tv"].plugin == pytest.approx(0.5 * np.abs(cr / cr.sum() - cc / cc.sum()).sum())
     sr, sc = (cr + 0.5) / (cr.sum() + 1.5), (cc + 0.5) / (cc.sum() + 1.5)
-    assert mc["chi2"].value == pytest.approx(float(np.sum((sr - sc) ** 2 / sc)), rel=1e-9)
+    assert mc["chi2"].plugin == pytest.approx(float(np.sum((sr - sc) ** 2 / sc)), rel=1e-9)
+    table = np.vstack([cr, cc])
+    assert mc["chi2"].pvalue == pytest.approx(stats.chi2_contingency(table, correction=False)
+                                              .pvalue, rel=1e-12)
+    assert mc["tv"].test == "chi-square" and mc["js"].test == "G-test"
+    assert cat.drift_test == "chi-square" and col.drift_test == "KS"
+
+
+def test_replicates_equal_the_library_on_explicit_resamples():
+    """The cumulative-weight path of the bootstrap and permutation replicates gives the
+    library's statistics on the resampled rows themselves."""
+    from divergences.report._columns import _Sorted, hist_measures
+    rng = np.random.default_rng(7)
+    r = np.round(rng.normal(size=60), 1)              # ties, as in real data
+    c = np.round(rng.normal(0.3, 1.2, size=45), 1)
+    pooled = np.concatenate([r, c])
+    edges = adaptive_edges(pooled, BINS)
+    srt = _Sorted(pooled, edges, r.size)
+    labels = np.zeros((3, pooled.size))
+    labels[:, :r.size] = 1.0
+    labels = np.random.default_rng(1).permuted(labels, axis=1)
+    got = srt.stats(labels, 1.0 - labels)
+    for b in range(3):
+        lab = labels[b][np.argsort(srt.order)].astype(bool)   # back to the pooled order
+        a, z = pooled[lab], pooled[~lab]
+        assert got["wasserstein"][b] == pytest.approx(stats.wasserstein_distance(a, z))
+        assert got["ks"][b] == pytest.approx(stats.ks_2samp(a, z).statistic)
+        k = len(edges) - 1
+        ha = np.bincount(bin_codes(a, edges), minlength=k)
+        hz = np.bincount(bin_codes(z, edges), minlength=k)
+        want = hist_measures(ha[None], hz[None], "numeric")
+        assert got["js"][b] == pytest.approx(want["js"][0])
+        assert got["psi"][b] == pytest.approx(want["psi"][0])
 
 
 def test_joint_and_mi_equal_the_library(small):
@@ -113,12 +151,33 @@ def test_ranking_detection_and_intervals(small):
     assert js == sorted(js, reverse=True)
     assert names[-1] == "same" or rep.column("same").measures["js"].qvalue > 0.05
     shift = rep.column("shift").measures
-    for name, m in shift.items():
-        assert m.pvalue == pytest.approx(1 / 20), name     # the smallest possible p-value
-        assert m.ci_low <= m.ci_high
+    for name in ("js", "psi", "wasserstein"):
+        assert shift[name].pvalue == pytest.approx(1 / 20), name  # the permutation floor
+        assert shift[name].p_floor and shift[name].test == "permutation (19)"
+    assert shift["ks"].pvalue < 1e-6 and not shift["ks"].p_floor   # exact, no floor
+    for c in rep.columns:
+        for name, m in c.measures.items():
+            assert m.ci_low <= m.value <= m.ci_high, (c.name, name)
+            assert m.value >= 0 and m.ci_low >= 0, (c.name, name)
     assert rep.column("same").measures["ks"].pvalue > 0.05
-    assert rep.column("colour").measures["tv"].pvalue == pytest.approx(1 / 20)
+    assert rep.column("colour").measures["tv"].pvalue < 1e-3
+    assert rep.column("shift").drift and rep.column("colour").drift
+    assert not rep.column("same").drift
+    assert rep.column("same").decided_by.startswith("KS q=")
+    assert rep.meta["drifted"] == 2 and rep.meta["compared"] == 3
     assert "y" not in names   # the target is not compared
+
+
+def test_adaptive_permutations_reach_small_pvalues():
+    ref, cur = _data()
+    rep = compare({"shift": ref["shift"]}, {"shift": cur["shift"]}, permutations=19,
+                  n_boot=10, max_permutations=1999)
+    m = rep.column("shift").measures["wasserstein"]
+    assert m.test == "permutation (1999)" and m.pvalue == pytest.approx(1 / 2000) and m.p_floor
+    rep = compare({"same": ref["same"]}, {"same": cur["same"]}, permutations=19, n_boot=10,
+                  max_permutations=1999)
+    m = rep.column("same").measures["wasserstein"]
+    assert m.test == "permutation (19)" and not m.p_floor        # no need for more
 
 
 def test_benjamini_hochberg_by_hand():
@@ -139,7 +198,7 @@ def test_report_qvalues_are_bh_of_pvalues(small):
     for name in ("js", "wasserstein", "psi", "ks", "kl", "tv", "chi2"):
         having = [c.measures[name] for c in rep.columns if name in c.measures]
         q = benjamini_hochberg([m.pvalue for m in having])
-        assert np.allclose([m.qvalue for m in having], q)
+        assert np.allclose([m.qvalue for m in having], q, equal_nan=True)
 
 
 def test_determinism_with_seed():
@@ -159,7 +218,7 @@ def test_dataframes_and_dicts_agree():
     assert a["columns"] == b["columns"]
 
 
-def test_missing_values_sample_and_integer_categories():
+def test_missing_values_sample_and_integer_kinds():
     rng = np.random.default_rng(4)
     x = rng.normal(size=100)
     x[:7] = np.nan
@@ -170,11 +229,19 @@ def test_missing_values_sample_and_integer_categories():
     rep = compare(ref, cur, **FAST)
     col = rep.column("x")
     assert (col.n_reference, col.missing_reference, col.n_current) == (93, 7, 80)
-    assert rep.column("grade").kind == "categorical"          # <= 10 integer values
-    assert rep.column("grade").categories == ["1", "2", "3"]
+    assert col.missing_share_reference == pytest.approx(0.07) and col.missing_share_current == 0
+    assert rep.column("grade").kind == "numeric"              # from the dtype, not the values
+    over = compare(ref, cur, categorical=["grade"], **FAST)
+    assert over.column("grade").kind == "categorical"
+    assert over.column("grade").categories == ["1", "2", "3"]
+    assert over.meta["overrides"] == {"grade": "categorical"}
     assert rep.column("label").missing_reference == 50
+    assert rep.column("label").missing_share_reference == 0.5
     sub = compare(ref, cur, sample=50, **FAST)
-    assert sub.meta["rows_reference"] == 50 and sub.meta["rows_current"] == 50
+    assert sub.meta["rows_total"] == [100, 80]
+    assert sub.meta["sampled_reference"] == 50 and sub.meta["sampled_current"] == 50
+    assert sub.meta["sampled"] and not rep.meta["sampled"]
+    assert rep.meta["sampled_reference"] == 100
 
 
 def test_dates_are_skipped_with_a_reason():
@@ -269,7 +336,8 @@ def test_degenerate_columns_give_finite_results():
     assert rep.joint["columns"] == ["ties", "atom"]          # the constant column is dropped
     for c in rep.columns:
         for m in c.measures.values():
-            assert all(math.isfinite(v) for v in (m.value, m.ci_low, m.ci_high, m.pvalue))
+            assert all(math.isfinite(v) for v in (m.value, m.ci_low, m.ci_high))
+            assert math.isfinite(m.pvalue) or m.name == "kl"      # kl has no test of its own
 
 
 def test_terminal_tables_rich_and_plain(small, monkeypatch):

@@ -1,9 +1,12 @@
-"""Per-column measures between a reference sample and a current sample.
+r"""Per-column measures between a reference sample and a current sample.
 
 Numeric columns
     ``js``          Jensen-Shannon divergence (nats, in ``[0, ln 2]``) between the histograms of
-                    the two samples on *adaptive bins*: quantile bins of the pooled sample
-                    (:func:`adaptive_edges`), through :func:`divergences.js`.
+                    the two samples on :data:`BINS` bins at the deciles of the pooled sample
+                    (:func:`adaptive_edges`; repeated quantiles merge), through
+                    :func:`divergences.js`. The number of bins does not grow with the row
+                    count, so the value estimates the same quantity on 500 rows and on
+                    5,000,000: the divergence between the two decile-binned distributions.
     ``wasserstein`` Wasserstein-1 distance in the units of the column
                     (:func:`divergences.transport.wasserstein_1d`).
     ``psi``         Population stability index ``sum_i (r_i - c_i) log(r_i / c_i)`` on the same
@@ -13,9 +16,8 @@ Numeric columns
     ``ks``          Kolmogorov-Smirnov statistic ``sup_x |F_r(x) - F_c(x)|``
                     (:func:`scipy.stats.ks_2samp`).
     ``kl``          ``KL(reference || current)`` by the k-nearest-neighbour estimator
-                    :func:`divergences.estimate.kl` (nats; can be negative by estimation
-                    error), on dequantised values when the column has ties
-                    (:func:`tie_noise`).
+                    :func:`divergences.estimate.kl` with its default (bias-aware) interval,
+                    on dequantised values when the column has ties (:func:`tie_noise`).
 
 Categorical columns
     ``js``    Jensen-Shannon divergence of the category frequencies.
@@ -24,17 +26,48 @@ Categorical columns
               (:func:`divergences.chi2`) of the frequencies smoothed with 0.5 added to every
               category count.
 
-Uncertainty, for every measure: a percentile bootstrap interval (each sample resampled with
-replacement, ``n_boot`` times, bins and categories held fixed) and a permutation p-value
-(the pooled rows relabelled at random ``permutations`` times;
-``p = (1 + #{null >= observed}) / (1 + permutations)``). ``kl`` is the exception for the
-interval: with-replacement resamples create exact duplicates, which break nearest-neighbour
-distances, so its interval is the half-sampling bootstrap of :func:`divergences.estimate.kl`.
+**Point and interval, one procedure.** The plug-in value of a divergence between two samples
+is biased upwards (two samples of one distribution give a positive value). Every measure but
+``kl`` is reported *bias-corrected by the bootstrap*: with ``T`` the plug-in value and ``T*``
+its ``n_boot`` bootstrap replicates (each sample resampled with replacement; bins and
+categories held fixed), the value is ``T_bc = 2 T - mean(T*)`` and the interval is
+``T_bc + quantiles(T* - mean(T*))`` at ``(1 - level) / 2`` and ``(1 + level) / 2``, widened
+to contain ``T_bc`` if needed. ``kl`` takes the value and interval of
+:func:`divergences.estimate.kl` (the neighbour estimator is already bias-corrected).
+**Non-negative measures are never below zero**: a negative value or bound is set to 0 and
+:attr:`Measure.clipped` says the point was (it also clips at the upper bound ``ln 2`` of
+``js`` and ``1`` of ``ks`` and ``tv``). Two identical samples give exactly 0 everywhere.
+
+**P-values** test ``H0``: both samples come from one distribution.
+
+* ``ks``: :func:`scipy.stats.ks_2samp` (exact for small samples, asymptotic for large ones).
+* categorical columns, when every expected count is at least 5 (Cochran's rule): the Pearson
+  chi-square test of the ``2 x k`` table for ``tv`` and ``chi2``, the likelihood-ratio
+  (G) test for ``js`` (whose statistic is ``2 N`` times the weighted JS divergence);
+  otherwise the permutation tests below.
+* ``js``, ``psi``, ``wasserstein`` of numeric columns: permutation tests, *adaptive in
+  number*: ``permutations`` relabellings of the pooled rows, then ten times more (99, 999,
+  9999, ...) while a measure has fewer than :data:`MIN_EXCEEDANCES` permuted statistics at
+  least as large as the observed one, up to ``max_permutations``;
+  ``p = (1 + #{null >= observed}) / (1 + B)``. When no permuted statistic reaches the
+  observed one, ``p = 1 / (1 + B)`` is the *floor*: :attr:`Measure.p_floor` is set and the
+  true p-value is at most that.
+* ``kl`` has no p-value (NaN): a permutation test of the neighbour estimator costs a
+  neighbour search per permutation and tests the same ``H0`` as ``ks``.
+
+The permutation and bootstrap replicates of a numeric column are computed from cumulative
+weights over the sorted pooled sample (one pass per replicate, no sort), so thousands of
+them cost little.
+
+The **drift decision** of a column (:func:`decide`, run by :func:`divergences.report.compare`)
+rests on one test per column, ``KS`` for numeric and ``chi-square`` for categorical columns,
+and on Fisher's exact test of equal missing shares, Benjamini-Hochberg adjusted together.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +76,9 @@ from scipy import stats
 
 from .. import discrete
 from .. import estimate as _estimate
-from .. import transport as _transport
-from .._permutation import permutation_pvalue
 
 __all__ = [
+    "BINS",
     "CATEGORICAL_MEASURES",
     "NUMERIC_MEASURES",
     "ColumnResult",
@@ -63,16 +95,34 @@ NUMERIC_MEASURES = ("js", "wasserstein", "psi", "ks", "kl")
 CATEGORICAL_MEASURES = ("js", "tv", "chi2")
 UNITS = {"js": "nats", "wasserstein": "column units", "psi": "nats", "ks": "probability",
          "kl": "nats", "tv": "probability", "chi2": "ratio"}
-SMOOTHING = 0.5   # pseudo-count added to every bin for psi and chi2
-_CHUNK = 64       # replicates computed per batch (bounds memory for large samples)
+#: Upper bounds of the bounded measures (the bias-corrected value is clipped to them).
+UPPER = {"js": math.log(2.0), "ks": 1.0, "tv": 1.0}
+SMOOTHING = 0.5        # pseudo-count added to every bin for psi and chi2
+#: Pooled-quantile bins of a numeric column (deciles), whatever the row count.
+BINS = 10
+#: Permutations are added until this many permuted statistics reach the observed one.
+MIN_EXCEEDANCES = 10
+#: Default ceiling of the adaptive number of permutations.
+MAX_PERMUTATIONS = 9999
+#: Cochran's rule: asymptotic chi-square p-values when every expected count is at least this.
+MIN_EXPECTED = 5.0
+_CELLS = 4_000_000     # replicate x row cells per batch (bounds memory)
 
 
 @dataclass(frozen=True)
 class Measure:
-    """One measure of one column: value, ``level`` bootstrap interval, permutation p-value.
+    """One measure of one column: value, ``level`` interval, p-value and how they were made.
 
-    ``qvalue`` is the Benjamini-Hochberg adjusted p-value across the columns that have this
-    measure (filled by :func:`divergences.report.compare`).
+    ``value``, ``ci_low``, ``ci_high``: the (bias-corrected) estimate and its interval, with
+    ``ci_low <= value <= ci_high`` always. ``pvalue``: the p-value of the test named by
+    ``test`` (``"KS"``, ``"chi-square"``, ``"G-test"``, ``"permutation (999)"``; empty and
+    NaN for ``kl``). ``qvalue``: the Benjamini-Hochberg adjusted p-value across the columns
+    that have this measure (filled by :func:`divergences.report.compare`). ``clipped``: the
+    estimate fell below 0 (or above the measure's upper bound) and was set to the bound, with
+    the interval. ``p_floor``: a permutation p-value at its floor ``1 / (1 + B)``, no permuted
+    statistic having reached the observed one (the true p-value is at most ``pvalue``).
+    ``plugin``: the plug-in value before bias correction and clipping (the statistic the
+    test was run on; for ``kl``, the estimator's value before clipping).
     """
 
     name: str
@@ -82,15 +132,28 @@ class Measure:
     pvalue: float
     qvalue: float = math.nan
     units: str = ""
+    clipped: bool = False
+    p_floor: bool = False
+    test: str = ""
+    plugin: float = math.nan
 
 
 @dataclass
 class ColumnResult:
-    """All measures of one column, with what is needed to draw it.
+    """All measures of one column, the drift decision, and what is needed to draw it.
 
-    ``edges``: the adaptive bin edges (numeric) used by ``js`` and ``psi``; ``categories``:
-    the sorted categories (categorical). ``reference_counts``/``current_counts``: the
-    histogram counts on those bins or categories.
+    ``n_reference``/``n_current``: present (non-missing) values compared;
+    ``missing_reference``/``missing_current``: missing values, counted (their shares of the
+    rows are :attr:`missing_share_reference` and :attr:`missing_share_current`).
+    ``missing_pvalue``/``missing_qvalue``: Fisher's exact test that both data sets miss the
+    same share (NaN when neither misses a value). ``drift``: the one-line decision;
+    ``decided_by``: the test that made it, e.g. ``"KS q=0.003"``,
+    ``"chi-square q=0.21"``, ``"missing 2.0% -> 15.0% q=1e-05"``; ``drift_test``,
+    ``drift_pvalue``, ``drift_qvalue``: the column's distribution test (KS for numeric,
+    chi-square for categorical columns) and its adjusted p-value. ``edges``: the bin edges
+    (numeric) used by ``js`` and ``psi``; ``categories``: the sorted categories (categorical);
+    ``reference_counts``/``current_counts``: the counts on those bins or categories.
+    ``notes``: what could not be computed and why (e.g. an estimator that could not run).
     """
 
     name: str
@@ -105,18 +168,43 @@ class ColumnResult:
     edges: list[float] | None = None
     categories: list[str] | None = None
     plot: dict[str, Any] = field(default_factory=dict, repr=False)
+    drift: bool = False
+    decided_by: str = ""
+    drift_test: str = ""
+    drift_pvalue: float = math.nan
+    drift_qvalue: float = math.nan
+    missing_pvalue: float = math.nan
+    missing_qvalue: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def missing_share_reference(self) -> float:
+        """Share of the reference rows where the column is missing."""
+        return _share(self.missing_reference, self.n_reference)
+
+    @property
+    def missing_share_current(self) -> float:
+        """Share of the current rows where the column is missing."""
+        return _share(self.missing_current, self.n_current)
 
 
-def n_bins(n_min: int) -> int:
-    """Number of adaptive bins: ``clip(ceil(2 * n^(1/3)), 5, 50)`` (Rice rule), n the smaller sample.
+def _share(missing: int, present: int) -> float:
+    total = missing + present
+    return missing / total if total else math.nan
 
-    >>> n_bins(212)
-    12
+
+def n_bins(n_min: int = 0) -> int:
+    """Bins of a numeric column: :data:`BINS`, whatever the sample size (kept as a function
+    for callers that pass it).
+
+    >>> n_bins(212), n_bins(2_000_000)
+    (10, 10)
     """
-    return int(min(50, max(5, math.ceil(2.0 * n_min ** (1.0 / 3.0)))))
+    del n_min
+    return BINS
 
 
-def adaptive_edges(pooled: np.ndarray, bins: int) -> np.ndarray:
+def adaptive_edges(pooled: np.ndarray, bins: int = BINS) -> np.ndarray:
     """Quantile bin edges of the pooled sample; repeated quantiles (point masses) merge.
 
     >>> adaptive_edges(np.arange(10.0), 2).tolist()
@@ -159,23 +247,21 @@ def _probs(counts: np.ndarray) -> np.ndarray:
     return counts / counts.sum(-1, keepdims=True)
 
 
-def _hist_stats(cr: np.ndarray, cc: np.ndarray, k: int, kind: str) -> dict[str, np.ndarray]:
-    """Histogram measures for a batch: codes (B, n), (B, m) -> {name: (B,)}."""
-    hr, hc = _counts(cr, k), _counts(cc, k)
-    out = {"js": np.asarray(discrete.js(_probs(hr), _probs(hc)), dtype=np.float64)}
+def hist_measures(hr: np.ndarray, hc: np.ndarray, kind: str) -> dict[str, np.ndarray]:
+    """Histogram measures of count vectors ``hr`` (B, k), ``hc`` (B, k) -> ``{name: (B,)}``:
+    ``js`` and ``psi`` (numeric) or ``js``, ``tv``, ``chi2`` (categorical)."""
+    hr, hc = np.atleast_2d(hr).astype(np.float64), np.atleast_2d(hc).astype(np.float64)
+    out = {"js": np.asarray(discrete.js(_probs(hr), _probs(hc), validate=False),
+                            dtype=np.float64)}
     if kind == "numeric":
-        out["psi"] = np.asarray(discrete.jeffreys(smoothed(hr), smoothed(hc)), dtype=np.float64)
+        out["psi"] = np.asarray(discrete.jeffreys(smoothed(hr), smoothed(hc), validate=False),
+                                dtype=np.float64)
     else:
-        out["tv"] = np.asarray(discrete.tv(_probs(hr), _probs(hc)), dtype=np.float64)
-        out["chi2"] = np.asarray(discrete.chi2(smoothed(hr), smoothed(hc)), dtype=np.float64)
+        out["tv"] = np.asarray(discrete.tv(_probs(hr), _probs(hc), validate=False),
+                               dtype=np.float64)
+        out["chi2"] = np.asarray(discrete.chi2(smoothed(hr), smoothed(hc), validate=False),
+                                 dtype=np.float64)
     return out
-
-
-def _value_stats(r: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
-    """Sample measures for a batch of numeric samples (B, n), (B, m) -> {name: (B,)}."""
-    w = np.atleast_1d(np.asarray(_transport.wasserstein_1d(r, c), dtype=np.float64))
-    ks = np.atleast_1d(np.asarray(stats.ks_2samp(r, c, axis=-1).statistic, dtype=np.float64))
-    return {"wasserstein": w, "ks": ks}
 
 
 def tie_noise(pooled: np.ndarray) -> float:
@@ -197,110 +283,365 @@ def tie_noise(pooled: np.ndarray) -> float:
     return 0.5 * float(np.diff(distinct).min()) / sd
 
 
-def _knn_kl(r: np.ndarray, c: np.ndarray, seed: int, noise: float) -> float:
-    # the value only (a permutation null): no interval work
-    return float(_estimate.kl(r, c, seed=seed, noise=noise, ci="normal").value)
+# --------------------------------------------------------------------------------------------
+# Estimates, intervals and p-values shared by both kinds of column
+# --------------------------------------------------------------------------------------------
 
 
-def _batches(total: int, rows: int) -> list[tuple[int, int]]:
-    """Replicate ranges of at most ``_CHUNK`` replicates and about 4M indices each."""
-    step = max(1, min(_CHUNK, 4_000_000 // max(rows, 1)))
-    return [(s, min(total, s + step)) for s in range(0, total, step)]
+def bias_corrected(name: str, plugin: float, boot: np.ndarray,
+                   level: float) -> tuple[float, float, float, bool]:
+    """``(value, ci_low, ci_high, clipped)`` from a plug-in value and its bootstrap
+    replicates: ``2 T - mean(T*)`` and the replicates' spread around it (module docstring).
 
-
-def _percentile(values: np.ndarray, level: float) -> tuple[float, float]:
+    >>> bias_corrected("js", 0.0, np.array([0.01, 0.02, 0.03]), 0.9)
+    (0.0, 0.0, 0.0, True)
+    """
+    boot = np.asarray(boot, dtype=np.float64)
+    mean = float(boot.mean()) if boot.size else plugin
+    value = 2.0 * plugin - mean
     a = (1.0 - level) / 2.0
-    lo, hi = np.quantile(values, [a, 1.0 - a])
-    return float(lo), float(hi)
+    lo_dev, hi_dev = (np.quantile(boot - mean, [a, 1.0 - a]) if boot.size else (0.0, 0.0))
+    lo, hi = min(value + float(lo_dev), value), max(value + float(hi_dev), value)
+    return clip(name, value, lo, hi)
 
 
-def _assemble(names: tuple[str, ...], observed: dict[str, float], boot: dict[str, np.ndarray],
-              null: dict[str, np.ndarray], level: float,
-              intervals: dict[str, tuple[float, float]] | None = None) -> dict[str, Measure]:
-    out = {}
-    for name in names:
-        lo, hi = (intervals or {}).get(name) or _percentile(boot[name], level)
-        out[name] = Measure(name, float(observed[name]), lo, hi,
-                            permutation_pvalue(observed[name], null[name]), units=UNITS[name])
-    return out
+def clip(name: str, value: float, lo: float, hi: float) -> tuple[float, float, float, bool]:
+    """Floor a non-negative measure (and its interval) at 0, cap a bounded one at its upper
+    bound; ``clipped`` says whether the value itself moved.
+
+    >>> clip("kl", -0.2, -0.5, 0.1)
+    (0.0, 0.0, 0.1, True)
+    """
+    top = UPPER.get(name, math.inf)
+    clipped = value < 0.0 or value > top
+    value, lo, hi = (min(max(v, 0.0), top) for v in (value, lo, hi))
+    return value, min(lo, value), max(hi, value), clipped
+
+
+def _exceed(null: np.ndarray, observed: float) -> int:
+    # statistics equal to the observed one up to rounding count as reaching it
+    return int(np.count_nonzero(null >= observed - 1e-12 * max(1.0, abs(observed))))
+
+
+def adaptive_permutation(observed: dict[str, float], draw: Callable[[int], dict[str, np.ndarray]],
+                         start: int, maximum: int) -> dict[str, tuple[float, bool, int]]:
+    """Permutation p-values of several statistics sharing their permutations, adaptive in
+    number: ``start`` permutations, then 10 times more while a statistic has fewer than
+    ``min(MIN_EXCEEDANCES, (B + 1) / 10)`` exceedances among the ``B`` so far, up to
+    ``maximum``. ``draw(b)`` returns ``b`` more
+    permuted values of every statistic. Result: ``{name: (pvalue, at_floor, B)}``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> res = adaptive_permutation({"t": 9.0}, lambda b: {"t": rng.normal(size=b)}, 99, 9999)
+    >>> res["t"]
+    (0.0001, True, 9999)
+    """
+    hits = dict.fromkeys(observed, 0)
+    total, target = 0, start
+    while True:
+        for name, null in draw(target - total).items():
+            hits[name] += _exceed(null, observed[name])
+        total = target
+        # more permutations only while some p-value is small and its estimate rests on few
+        # exceedances (a p-value of 0.4 from 19 permutations needs no refinement)
+        need = min(MIN_EXCEEDANCES, 0.1 * (total + 1))
+        if total >= maximum or min(hits.values()) >= need:
+            break
+        target = min(maximum, 10 * (total + 1) - 1)
+    return {name: ((1 + h) / (1 + total), h == 0, total) for name, h in hits.items()}
+
+
+def _batch(rows: int) -> int:
+    return max(1, _CELLS // max(rows, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Numeric columns
+# --------------------------------------------------------------------------------------------
+
+
+class _Sorted:
+    """The pooled sample sorted once; statistics of weighted replicates from cumulative sums.
+
+    A replicate gives every pooled value a weight in the reference (``wr``) and in the current
+    sample (``wc``): 0/1 labels for a permutation, multinomial counts for a bootstrap. The
+    two empirical CDFs are then cumulative sums in sorted order, from which come the
+    Wasserstein-1 distance (``sum |F_r - F_c| dz``), the KS statistic (at the last value of
+    each run of ties) and the bin counts (differences of the cumulative sums at the bins'
+    first positions), without sorting any replicate.
+    """
+
+    def __init__(self, pooled: np.ndarray, edges: np.ndarray, n: int) -> None:
+        self.order = np.argsort(pooled, kind="stable")
+        self.z = pooled[self.order]
+        self.dz = np.diff(self.z)
+        self.ends = np.flatnonzero(np.r_[self.dz > 0, True])
+        self.k = max(len(edges) - 1, 1)
+        codes = bin_codes(self.z, edges)
+        self.starts = np.searchsorted(codes, np.arange(self.k + 1))
+        self.n, self.m = n, pooled.size - n
+        is_ref = np.zeros(pooled.size, dtype=bool)
+        is_ref[:n] = True
+        self.is_ref = is_ref[self.order]
+
+    def stats(self, wr: np.ndarray, wc: np.ndarray) -> dict[str, np.ndarray]:
+        cr, cc = np.cumsum(wr, axis=1, dtype=np.float64), np.cumsum(wc, axis=1, dtype=np.float64)
+        nr, nc = cr[:, -1:], cc[:, -1:]
+        gap = np.abs(cr / nr - cc / nc)
+        out = {"wasserstein": gap[:, :-1] @ self.dz if self.dz.size else np.zeros(len(wr)),
+               "ks": gap[:, self.ends].max(axis=1)}
+        zero = np.zeros((len(wr), 1))
+        cr, cc = np.hstack([zero, cr]), np.hstack([zero, cc])
+        hr = cr[:, self.starts[1:]] - cr[:, self.starts[:-1]]
+        hc = cc[:, self.starts[1:]] - cc[:, self.starts[:-1]]
+        out.update(hist_measures(hr, hc, "numeric"))
+        return out
+
+    def observed(self) -> dict[str, float]:
+        wr = self.is_ref[None].astype(np.float64)
+        return {k: float(v[0]) for k, v in self.stats(wr, 1.0 - wr).items()}
+
+    def bootstrap(self, b: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        pos_r, pos_c = np.flatnonzero(self.is_ref), np.flatnonzero(~self.is_ref)
+        wr = np.zeros((b, self.z.size))
+        wc = np.zeros((b, self.z.size))
+        wr[:, pos_r] = rng.multinomial(self.n, np.full(self.n, 1.0 / self.n), size=b)
+        wc[:, pos_c] = rng.multinomial(self.m, np.full(self.m, 1.0 / self.m), size=b)
+        return self.stats(wr, wc)
+
+    def permutation(self, b: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        labels = np.zeros((b, self.z.size))
+        labels[:, :self.n] = 1.0
+        labels = rng.permuted(labels, axis=1)
+        return self.stats(labels, 1.0 - labels)
+
+
+def _replicates(fn: Callable[[int], dict[str, np.ndarray]], total: int,
+                rows: int) -> dict[str, np.ndarray]:
+    out: dict[str, list[np.ndarray]] = {}
+    step = _batch(rows)
+    for s in range(0, total, step):
+        for key, v in fn(min(step, total - s)).items():
+            out.setdefault(key, []).append(v)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _kl_measure(r: np.ndarray, c: np.ndarray, seed: int, level: float,
+                noise: float) -> tuple[Measure, str | None]:
+    if r.size == c.size and np.array_equal(np.sort(r), np.sort(c)):
+        # one empirical distribution on both sides (a file against itself, a constant
+        # column): the divergence is exactly 0, whatever the neighbour estimator would add
+        return Measure("kl", 0.0, 0.0, 0.0, math.nan, units=UNITS["kl"], plugin=0.0), None
+    try:
+        est = _estimate.kl(r, c, seed=seed, noise=noise, level=level)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        nan = math.nan
+        return Measure("kl", nan, nan, nan, nan, units=UNITS["kl"]), f"kl not estimated: {msg}"
+    value, lo, hi = float(est.value), float(est.ci_low), float(est.ci_high)
+    raw = value
+    if not all(math.isfinite(v) for v in (value, lo, hi)):
+        nan = math.nan
+        return (Measure("kl", nan, nan, nan, nan, units=UNITS["kl"]),
+                "kl not estimated: the neighbour estimator gave a non-finite value")
+    value, lo, hi, clipped = clip("kl", value, min(lo, value), max(hi, value))
+    return Measure("kl", value, lo, hi, math.nan, units=UNITS["kl"], clipped=clipped,
+                   plugin=raw), None
 
 
 def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: int, n_boot: int,
-                    level: float, seed: int, missing: tuple[int, int] = (0, 0)) -> ColumnResult:
+                    level: float, seed: int, missing: tuple[int, int] = (0, 0),
+                    max_permutations: int = MAX_PERMUTATIONS) -> ColumnResult:
     """All numeric measures of one column (``r``, ``c``: 1-d float arrays without NaN)."""
     n, m = r.size, c.size
     pooled = np.concatenate([r, c])
-    edges = adaptive_edges(pooled, n_bins(min(n, m)))
-    k = max(len(edges) - 1, 1)
-    codes = bin_codes(pooled, edges)
-    cr, cc = codes[:n], codes[n:]
-
-    observed = {key: float(v[0]) for key, v in _hist_stats(cr[None], cc[None], k, "numeric").items()}
-    observed.update({key: float(v[0]) for key, v in _value_stats(r[None], c[None]).items()})
-    noise = tie_noise(pooled)
-    kl_est = _estimate.kl(r, c, seed=seed, ci="bootstrap", n_boot=n_boot, noise=noise)
-    observed["kl"] = float(kl_est.value)
+    edges = adaptive_edges(pooled, BINS)
+    srt = _Sorted(pooled, edges, n)
+    plugin = srt.observed()
+    # the library's own functions for the reported plug-in values (the cumulative-sum path
+    # equals them to rounding; it is used for the replicates)
+    ks = stats.ks_2samp(r, c)
+    plugin["ks"] = float(ks.statistic)
 
     rng = np.random.default_rng([seed, 1])
-    boot: dict[str, list[np.ndarray]] = {key: [] for key in NUMERIC_MEASURES if key != "kl"}
-    for s, e in _batches(n_boot, n + m):
-        ir, ic = rng.integers(0, n, (e - s, n)), rng.integers(0, m, (e - s, m))
-        for key, v in {**_hist_stats(cr[ir], cc[ic], k, "numeric"),
-                       **_value_stats(r[ir], c[ic])}.items():
-            boot[key].append(v)
-
-    null: dict[str, list[np.ndarray]] = {key: [] for key in NUMERIC_MEASURES}
+    boot = _replicates(lambda b: srt.bootstrap(b, rng), n_boot, n + m)
     prng = np.random.default_rng([seed, 2])
-    for s, e in _batches(permutations, n + m):
-        perm = prng.permuted(np.tile(np.arange(n + m), (e - s, 1)), axis=1)
-        pr, pc = perm[:, :n], perm[:, n:]
-        for key, v in {**_hist_stats(codes[pr], codes[pc], k, "numeric"),
-                       **_value_stats(pooled[pr], pooled[pc])}.items():
-            null[key].append(v)
-        null["kl"].append(np.array([_knn_kl(pooled[a], pooled[b], seed, noise) for a, b in zip(pr, pc)]))
-
-    measures = _assemble(
-        NUMERIC_MEASURES, observed, {key: np.concatenate(v) for key, v in boot.items()},
-        {key: np.concatenate(v) for key, v in null.items()}, level,
-        intervals={"kl": (float(kl_est.ci_low), float(kl_est.ci_high))})
-    return ColumnResult(
+    permuted = ("js", "psi", "wasserstein")
+    perm = adaptive_permutation({k: plugin[k] for k in permuted},
+                                lambda b: {k: v for k, v in _replicates(
+                                    lambda bb: srt.permutation(bb, prng), b, n + m).items()
+                                    if k in permuted},
+                                permutations, max(permutations, max_permutations))
+    measures: dict[str, Measure] = {}
+    for key in ("js", "wasserstein", "psi", "ks"):
+        value, lo, hi, clipped = bias_corrected(key, plugin[key], boot[key], level)
+        if key == "ks":
+            p, floor, test = float(ks.pvalue), False, "KS"
+        else:
+            p, floor, b = perm[key]
+            test = f"permutation ({b})"
+        measures[key] = Measure(key, value, lo, hi, p, units=UNITS[key], clipped=clipped,
+                                p_floor=floor, test=test, plugin=plugin[key])
+    measures["kl"], note = _kl_measure(r, c, seed, level, tie_noise(pooled))
+    hr = np.bincount(bin_codes(r, edges), minlength=srt.k)
+    hc = np.bincount(bin_codes(c, edges), minlength=srt.k)
+    res = ColumnResult(
         name=name, kind="numeric", n_reference=n, n_current=m, missing_reference=missing[0],
-        missing_current=missing[1], measures=measures,
-        reference_counts=_counts(cr[None], k)[0].astype(int).tolist(),
-        current_counts=_counts(cc[None], k)[0].astype(int).tolist(), edges=edges.tolist())
+        missing_current=missing[1], measures={k: measures[k] for k in NUMERIC_MEASURES},
+        reference_counts=hr.astype(int).tolist(), current_counts=hc.astype(int).tolist(),
+        edges=edges.tolist(), drift_test="KS", drift_pvalue=float(ks.pvalue))
+    if note:
+        res.notes.append(note)
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Categorical columns
+# --------------------------------------------------------------------------------------------
+
+
+def _pearson(hr: np.ndarray, hc: np.ndarray) -> np.ndarray:
+    """Pearson's chi-square statistic of the 2 x k tables (B, k), (B, k)."""
+    tot = hr + hc
+    nr, nc = hr.sum(-1, keepdims=True), hc.sum(-1, keepdims=True)
+    n = nr + nc
+    er, ec = tot * nr / n, tot * nc / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(tot > 0, (hr - er) ** 2 / er + (hc - ec) ** 2 / ec, 0.0)
+    return s.sum(-1)
+
+
+def table_tests(hr: np.ndarray, hc: np.ndarray, seed: int, permutations: int,
+                max_permutations: int = MAX_PERMUTATIONS) -> dict[str, tuple[float, bool, str]]:
+    """P-values of ``js``, ``tv``, ``chi2`` and the chi-square decision test (``"pearson"``) of
+    two count vectors: ``{name: (pvalue, at_floor, test)}`` (see the module docstring).
+
+    >>> t = table_tests(np.array([60.0, 40.0]), np.array([40.0, 60.0]), 0, 99)
+    >>> round(t["pearson"][0], 4), t["pearson"][2]
+    (0.0047, 'chi-square')
+    """
+    hr, hc = np.asarray(hr, dtype=np.float64), np.asarray(hc, dtype=np.float64)
+    keep = (hr + hc) > 0
+    hr, hc = hr[keep], hc[keep]
+    k = hr.size
+    if k < 2:
+        return {name: (1.0, False, "chi-square") for name in ("js", "tv", "chi2", "pearson")}
+    table = np.vstack([hr, hc])
+    expected = stats.contingency.expected_freq(table)
+    if expected.min() >= MIN_EXPECTED:
+        p = float(stats.chi2_contingency(table, correction=False).pvalue)
+        g = float(stats.chi2_contingency(table, correction=False,
+                                         lambda_="log-likelihood").pvalue)
+        return {"js": (g, False, "G-test"), "tv": (p, False, "chi-square"),
+                "chi2": (p, False, "chi-square"), "pearson": (p, False, "chi-square")}
+    pooled = (hr + hc).astype(np.int64)
+    nr = int(hr.sum())
+    rng = np.random.default_rng([seed, 2])
+
+    def draw(b: int) -> dict[str, np.ndarray]:
+        out: dict[str, list[np.ndarray]] = {}
+        for s in range(0, b, _batch(k)):
+            pr = rng.multivariate_hypergeometric(pooled, nr, size=min(_batch(k), b - s))
+            pr = pr.astype(np.float64)
+            pc = pooled - pr
+            for key, v in {**hist_measures(pr, pc, "categorical"),
+                           "pearson": _pearson(pr, pc)}.items():
+                out.setdefault(key, []).append(v)
+        return {key: np.concatenate(v) for key, v in out.items()}
+
+    observed = {key: float(v[0]) for key, v in hist_measures(hr, hc, "categorical").items()}
+    observed["pearson"] = float(_pearson(hr[None], hc[None])[0])
+    res = adaptive_permutation(observed, draw, permutations,
+                               max(permutations, max_permutations))
+    return {key: (p, floor, f"chi-square (permutation, {b})" if key == "pearson"
+                  else f"permutation ({b})") for key, (p, floor, b) in res.items()}
 
 
 def compare_categorical(name: str, r: np.ndarray, c: np.ndarray, *, permutations: int,
                         n_boot: int, level: float, seed: int,
-                        missing: tuple[int, int] = (0, 0)) -> ColumnResult:
+                        missing: tuple[int, int] = (0, 0),
+                        max_permutations: int = MAX_PERMUTATIONS) -> ColumnResult:
     """All categorical measures of one column (``r``, ``c``: 1-d arrays of strings)."""
-    n, m = r.size, c.size
+    n = r.size
     categories, codes = np.unique(np.concatenate([r, c]), return_inverse=True)
     codes = codes.reshape(-1)
     k = len(categories)
-    cr, cc = codes[:n], codes[n:]
-    observed = {key: float(v[0])
-                for key, v in _hist_stats(cr[None], cc[None], k, "categorical").items()}
+    hr = np.bincount(codes[:n], minlength=k).astype(np.float64)
+    hc = np.bincount(codes[n:], minlength=k).astype(np.float64)
+    return categorical_from_counts(name, [str(x) for x in categories.tolist()], hr, hc,
+                                   permutations=permutations, n_boot=n_boot, level=level,
+                                   seed=seed, missing=missing, max_permutations=max_permutations)
 
+
+def categorical_from_counts(name: str, categories: list[str], hr: np.ndarray, hc: np.ndarray,
+                            *, permutations: int, n_boot: int, level: float, seed: int,
+                            missing: tuple[int, int] = (0, 0),
+                            max_permutations: int = MAX_PERMUTATIONS) -> ColumnResult:
+    """All categorical measures from the category counts of the two samples (the bootstrap
+    resamples each sample's counts from a multinomial: the same as resampling its rows)."""
+    hr, hc = np.asarray(hr, dtype=np.float64), np.asarray(hc, dtype=np.float64)
+    n, m = int(hr.sum()), int(hc.sum())
+    plugin = {key: float(v[0]) for key, v in hist_measures(hr, hc, "categorical").items()}
     rng = np.random.default_rng([seed, 1])
-    boot: dict[str, list[np.ndarray]] = {key: [] for key in CATEGORICAL_MEASURES}
-    for s, e in _batches(n_boot, n + m):
-        ir, ic = rng.integers(0, n, (e - s, n)), rng.integers(0, m, (e - s, m))
-        for key, v in _hist_stats(cr[ir], cc[ic], k, "categorical").items():
-            boot[key].append(v)
-    null: dict[str, list[np.ndarray]] = {key: [] for key in CATEGORICAL_MEASURES}
-    prng = np.random.default_rng([seed, 2])
-    for s, e in _batches(permutations, n + m):
-        perm = prng.permuted(np.tile(np.arange(n + m), (e - s, 1)), axis=1)
-        for key, v in _hist_stats(codes[perm[:, :n]], codes[perm[:, n:]], k,
-                                  "categorical").items():
-            null[key].append(v)
-    measures = _assemble(CATEGORICAL_MEASURES, observed,
-                         {key: np.concatenate(v) for key, v in boot.items()},
-                         {key: np.concatenate(v) for key, v in null.items()}, level)
+    boot: dict[str, list[np.ndarray]] = {}
+    k = hr.size
+    for s in range(0, n_boot, _batch(k)):
+        b = min(_batch(k), n_boot - s)
+        br = rng.multinomial(n, hr / n, size=b).astype(np.float64)
+        bc = rng.multinomial(m, hc / m, size=b).astype(np.float64)
+        for key, v in hist_measures(br, bc, "categorical").items():
+            boot.setdefault(key, []).append(v)
+    tests = table_tests(hr, hc, seed, permutations, max_permutations)
+    measures = {}
+    for key in CATEGORICAL_MEASURES:
+        value, lo, hi, clipped = bias_corrected(key, plugin[key], np.concatenate(boot[key]),
+                                                level)
+        p, floor, test = tests[key]
+        measures[key] = Measure(key, value, lo, hi, p, units=UNITS[key], clipped=clipped,
+                                p_floor=floor, test=test, plugin=plugin[key])
     return ColumnResult(
         name=name, kind="categorical", n_reference=n, n_current=m,
         missing_reference=missing[0], missing_current=missing[1], measures=measures,
-        reference_counts=_counts(cr[None], k)[0].astype(int).tolist(),
-        current_counts=_counts(cc[None], k)[0].astype(int).tolist(),
-        categories=[str(x) for x in categories.tolist()])
+        reference_counts=hr.astype(int).tolist(), current_counts=hc.astype(int).tolist(),
+        categories=categories, drift_test="chi-square", drift_pvalue=tests["pearson"][0])
+
+
+# --------------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------------
+
+
+def missing_test(result: ColumnResult) -> None:
+    """Fisher's exact test of equal missing shares, stored in ``result.missing_pvalue``
+    (left NaN when neither data set misses a value)."""
+    if result.missing_reference == 0 and result.missing_current == 0:
+        return
+    table = [[result.missing_reference, result.n_reference],
+             [result.missing_current, result.n_current]]
+    result.missing_pvalue = float(stats.fisher_exact(table).pvalue)
+
+
+def _q(x: float) -> str:
+    return f"{x:.2g}" if x >= 1e-3 else f"{x:.1e}"
+
+
+def decide(results: list[ColumnResult], alpha: float) -> None:
+    """Fill ``drift_qvalue``, ``missing_qvalue``, ``drift`` and ``decided_by`` of every
+    column: the distribution tests of all columns and the missing-share tests, adjusted
+    together by Benjamini-Hochberg; a column drifts when one of its q-values is at most
+    ``alpha``. ``decided_by`` names the test with the smallest q-value among those that
+    flagged the column, else the distribution test."""
+    from ._joint import benjamini_hochberg
+    pvals = [r.drift_pvalue for r in results] + [r.missing_pvalue for r in results]
+    q = benjamini_hochberg(pvals)
+    for i, r in enumerate(results):
+        r.drift_qvalue = float(q[i])
+        r.missing_qvalue = float(q[len(results) + i])
+        dist = f"{r.drift_test} q={_q(r.drift_qvalue)}" if not math.isnan(r.drift_qvalue) \
+            else f"{r.drift_test} not run"
+        miss = (f"missing {r.missing_share_reference:.1%} -> {r.missing_share_current:.1%} "
+                f"q={_q(r.missing_qvalue)}")
+        flags = [(qv, text) for qv, text in ((r.drift_qvalue, dist), (r.missing_qvalue, miss))
+                 if not math.isnan(qv) and qv <= alpha]
+        r.drift = bool(flags)
+        r.decided_by = min(flags)[1] if flags else dist

@@ -66,6 +66,7 @@ from ._columns import (
 )
 from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError, choose_columns, table_files
 from ._sketch import (
+    DISTINCT_CAP,
     CategoricalSketch,
     NumericSketch,
     grid,
@@ -285,13 +286,6 @@ def _client(scheduler: Any) -> Iterator[tuple[Any, str]]:
         yield client, str(scheduler)
 
 
-def _sample_indices(n: int, sample: int, rng: np.random.Generator) -> np.ndarray | None:
-    """The rows the local engine keeps (``report._subsample``): None for all of them."""
-    if n <= sample:
-        return None
-    return np.sort(rng.choice(n, sample, replace=False))
-
-
 def _hist_measures(hr: np.ndarray, hc: np.ndarray, kind: str) -> dict[str, float]:
     """The histogram measures of :mod:`._columns` from two count vectors."""
     pr, pc = hr / hr.sum(), hc / hc.sum()
@@ -325,32 +319,34 @@ def _measures(kind: str, full: dict[str, float], sampled: ColumnResult | None) -
     return out
 
 
-def _kind(sr: Any, sc: Any, column: str, names: tuple[str, str]) -> str:
-    """``numeric``, ``categorical`` (text, or integers with at most 10 distinct values) or
-    ``unsupported``, from the merged sketches of both data sets, as the local engine decides."""
-    from . import MAX_INTEGER_CATEGORIES
+def _kind(sr: Any, sc: Any, column: str, names: tuple[str, str],
+          override: str | None = None) -> str:
+    """``numeric``, ``categorical`` or ``unsupported``, from the merged sketches of both data
+    sets, as the local engine decides (from the dtype; ``override`` turns a numeric column
+    into categories)."""
     if isinstance(sr, tuple) or isinstance(sc, tuple):
         return "unsupported"
     kr = "numeric" if isinstance(sr, NumericSketch) else "categorical"
     kc = "numeric" if isinstance(sc, NumericSketch) else "categorical"
-    for s, label in ((sr, names[0]), (sc, names[1])):
-        if s.n == 0:
-            raise InputError(f"column {column!r} in {label}: every value is missing")
     if kr != kc:
         raise InputError(f"column {column!r} is {kr} in {names[0]} but {kc} in {names[1]} "
                          "(mixed types)")
-    if kr == "numeric":
-        pooled = sr.merge(sc).distinct
-        if (pooled is not None and len(pooled) <= MAX_INTEGER_CATEGORIES
-                and all(v == round(v) for v in pooled)):
-            return "categorical"
+    if override == "categorical" and kr == "numeric":
+        if sr.merge(sc).distinct is None:
+            raise InputError(f"column {column!r}: categorical= with engine='dask' needs at "
+                             f"most {DISTINCT_CAP} distinct values")
+        return "categorical"
+    if override == "numeric" and kr == "categorical":
+        raise InputError(f"column {column!r}: numeric= on a text column is not supported "
+                         "with engine='dask'")
     return kr
 
 
 def _as_categories(s: Any) -> CategoricalSketch:
     if isinstance(s, CategoricalSketch):
         return s
-    return CategoricalSketch({str(int(v)): c for v, c in s.distinct.items()}, s.missing)
+    return CategoricalSketch({(str(int(v)) if v == int(v) else repr(v)): c
+                              for v, c in s.distinct.items()}, s.missing)
 
 
 def compare_dask(
@@ -364,6 +360,9 @@ def compare_dask(
     permutations: int = 99,
     n_boot: int = 100,
     level: float = 0.95,
+    alpha: float = 0.05,
+    overrides: dict[str, str] | None = None,
+    max_permutations: int = 9999,
     names: tuple[str, str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     scheduler: Any = None,
@@ -375,7 +374,8 @@ def compare_dask(
     DataFrames. ``sample``: rows per data set for the sampled measures (default
     :data:`DEFAULT_SAMPLE`). ``grid_bins``: bins of the grid numeric columns are counted on.
     """
-    from . import MIN_NUMERIC_ROWS, _check_int, benjamini_hochberg, compare
+    from . import MIN_NUMERIC_ROWS, _adjust, _check_int, _sample_index, compare
+    from ._columns import decide, missing_test
 
     _require_dask()
     import dask
@@ -408,7 +408,7 @@ def compare_dask(
 
         kinds, skipped = {}, []
         for c in chosen:
-            kind = _kind(sk_r[c], sk_c[c], c, names)
+            kind = _kind(sk_r[c], sk_c[c], c, names, (overrides or {}).get(c))
             if kind == "unsupported":
                 reason = next(s[1] for s in (sk_r[c], sk_c[c]) if isinstance(s, tuple))
                 skipped.append({"column": c, "reason": reason})
@@ -428,12 +428,11 @@ def compare_dask(
                 grids[c] = grid(pooled.minimum, pooled.maximum, grid_bins)
 
         # Pass 2: grid histograms, and the rows of the sample.
-        rng = np.random.default_rng([seed, 0])
         tasks: list[Any] = []
         for ps, label, size in zip(parts, names, sizes):
             tasks.append(_tree([dask.delayed(partition_histograms)(p, grids, label) for p in ps],
                                merge_histograms) if grids else None)
-            idx = _sample_indices(int(size.sum()), sample, rng)
+            idx = _sample_index(int(size.sum()), sample, seed)
             offsets = np.concatenate([[0], np.cumsum(size)])
             takes = []
             for i, p in enumerate(ps):
@@ -450,8 +449,10 @@ def compare_dask(
         hist_r, sample_r, hist_c, sample_c = got
         npart = [len(ps) for ps in parts]
 
+    cat = [c for c, k in kinds.items() if k == "categorical" and (overrides or {}).get(c)]
     local = compare(sample_r, sample_c, target, columns=columns, sample=None, seed=seed,
-                    permutations=permutations, n_boot=n_boot, level=level, names=names,
+                    permutations=permutations, n_boot=n_boot, level=level, alpha=alpha,
+                    categorical=cat or None, max_permutations=max_permutations, names=names,
                     progress=progress)
     by_name = {r.name: r for r in local.columns}
 
@@ -487,18 +488,19 @@ def compare_dask(
                                hr.astype(int).tolist(), hc.astype(int).tolist(), categories=cats)
         results.append(res)
 
-    for name in set(NUMERIC_MEASURES) | set(CATEGORICAL_MEASURES):
-        having = [r for r in results if name in r.measures]
-        q = benjamini_hochberg([r.measures[name].pvalue for r in having])
-        for r, qv in zip(having, q):
-            m = r.measures[name]
-            r.measures[name] = Measure(m.name, m.value, m.ci_low, m.ci_high, m.pvalue,
-                                       float(qv), m.units)
+    for res in results:
+        missing_test(res)
+    _adjust(results)
+    decide(results, alpha)
     results.sort(key=lambda r: -r.measures["js"].value)
 
     meta = dict(local.meta)
     meta.update({
         "rows_reference": int(sizes[0].sum()), "rows_current": int(sizes[1].sum()),
+        "sampled_reference": len(sample_r), "sampled_current": len(sample_c),
+        "sampled": (len(sample_r), len(sample_c)) != (int(sizes[0].sum()),
+                                                       int(sizes[1].sum())),
+        "drifted": sum(r.drift for r in results), "compared": len(results),
         "sample": sample, "engine": "dask", "scheduler": where, "partitions": npart,
         "sample_rows": [len(sample_r), len(sample_c)],
         "full_data_measures": {k: list(v) for k, v in FULL_DATA.items()},

@@ -81,7 +81,9 @@ def joint_mmd(names: list[str], r: np.ndarray, c: np.ndarray, *, permutations: i
     bandwidth = float(_kernels.median_bandwidth(zr, zc))
     res = _kernels.mmd_test(zr, zc, bandwidth=bandwidth, permutations=permutations, seed=seed)
     return {"test": "mmd", "statistic": float(res.statistic), "pvalue": float(res.pvalue),
-            "permutations": int(res.permutations), "kernel": "gaussian",
+            "permutations": int(res.permutations),
+            "p_floor": bool(float(res.pvalue) <= 1.0 / (1 + int(res.permutations)) + 1e-15),
+            "kernel": "gaussian",
             "bandwidth": bandwidth, "columns": used, "n_reference": int(zr.shape[0]),
             "n_current": int(zc.shape[0])}
 
@@ -110,7 +112,8 @@ def target_information(columns: list[tuple[str, str, np.ndarray]], target: np.nd
                        level: float) -> list[dict[str, Any]]:
     """``I(column; target)`` by :func:`divergences.estimate.mutual_information` (method
     ``"auto"``, normal interval) on the rows of both samples (pooled) where both are present;
-    ranked by value, largest first."""
+    ranked by value, largest first. A negative estimate (and its interval) is set to 0, with
+    ``clipped`` true."""
     out = []
     for name, kind, values in columns:
         missing = target_missing | _missing_mask(values, kind)
@@ -123,8 +126,12 @@ def target_information(columns: list[tuple[str, str, np.ndarray]], target: np.nd
             row.update(value=math.nan, stderr=math.nan, ci_low=math.nan, ci_high=math.nan,
                        method="", note=str(exc))
         else:
-            row.update(value=float(est.value), stderr=float(est.stderr),
-                       ci_low=float(est.ci_low), ci_high=float(est.ci_high), method=est.method)
+            value, lo, hi = float(est.value), float(est.ci_low), float(est.ci_high)
+            # mutual information is never negative: an estimate below 0 is estimation error
+            clipped = value < 0.0
+            value, lo, hi = max(value, 0.0), max(min(lo, value), 0.0), max(hi, value, 0.0)
+            row.update(value=value, stderr=float(est.stderr), ci_low=lo, ci_high=hi,
+                       method=est.method, clipped=clipped)
         out.append(row)
     out.sort(key=lambda d: -d["value"] if not math.isnan(d["value"]) else math.inf)
     for i, row in enumerate(out, 1):
