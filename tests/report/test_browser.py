@@ -472,3 +472,55 @@ def test_missing_browser_skips_here_but_fails_under_ci(monkeypatch):
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         _missing("chromium is not on PATH")
+
+
+# --------------------------------------------------------------------------------------------
+# A phone and a wide screen
+# --------------------------------------------------------------------------------------------
+
+# The page's own width against the window, and each chart's box against its container's.
+WIDTH_PROBE = """
+() => ({
+  scroll: document.documentElement.scrollWidth, body: document.body.scrollWidth,
+  inner: window.innerWidth,
+  charts: Array.from(document.querySelectorAll('.chart')).filter((c) => c.children.length)
+    .map((c) => {
+      const drawn = c.querySelector('svg.main-svg') || c.querySelector('svg');
+      const box = drawn.getBoundingClientRect(), own = c.getBoundingClientRect();
+      return {id: c.id || (c.closest('.card') || {}).dataset?.column, chart: own.width,
+              drawn: box.width, right: box.right};
+    }),
+  tables: Array.from(document.querySelectorAll('.scroll')).map(
+    (s) => s.getBoundingClientRect().right),
+})
+"""
+
+
+@pytest.mark.parametrize("width", [420, 1400])
+def test_phone_and_wide_screen(browser, tmp_path, width):
+    """At 420 px (a phone) nothing overflows the page: wide tables scroll in their own box;
+    at 1400 px the page uses the width, and every chart fills its container."""
+    report = _mixed_report()
+    path = tmp_path / "report.html"
+    path.write_text(report.to_html(), encoding="utf-8")
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    try:
+        page.goto(path.as_uri(), wait_until="load")
+        assert page.evaluate("() => document.querySelector('meta[name=viewport]').content") \
+            == "width=device-width, initial-scale=1"
+        probe = page.evaluate(WIDTH_PROBE)
+        assert probe["scroll"] <= probe["inner"] and probe["body"] <= probe["inner"], probe
+        assert probe["charts"], "no chart drawn"
+        for c in probe["charts"]:
+            assert c["right"] <= width + 0.5, c                   # nothing cut off
+            assert c["drawn"] >= 0.95 * c["chart"], c             # the chart fills its box
+        assert all(right <= width + 0.5 for right in probe["tables"]), probe["tables"]
+        main = page.evaluate("() => document.querySelector('main').getBoundingClientRect()"
+                             ".width")
+        assert main >= 0.95 * width, main                         # the width is used
+        if width == 1400:                                         # cards side by side
+            tops = page.evaluate("() => Array.from(document.querySelectorAll('.card'))"
+                                 ".map((c) => c.getBoundingClientRect().top)")
+            assert len(set(tops)) < len(tops), tops
+    finally:
+        page.close()

@@ -219,3 +219,45 @@ def test_json_keeps_its_keys_and_adds_the_decision(mixed):
     got = next(x for x in d["columns"] if x["name"] == "with_missing")
     assert got["missing_share_current"] == pytest.approx(
         c.missing_current / (c.missing_current + c.n_current))
+
+
+def test_html_shows_verdict_decisions_and_missing_shares(mixed):
+    page = mixed.to_html()
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    import html
+
+    assert html.escape(text_table(mixed, None).splitlines()[0], quote=False) in page
+    for c in mixed.columns:
+        d = decision(c)
+        assert f">{'drift' if d.drift else 'no drift'}</span>" in page
+    c = mixed.column("with_missing")
+    ref = c.missing_reference / (c.missing_reference + c.n_reference)
+    assert f"missing {100 * ref:.1f}% -&gt; " in page           # the card's line
+    assert "<th class=\"\" data-sort=\"num\" scope=\"col\">missing</th>" in page
+
+
+def test_html_bars_are_never_drawn_below_zero(mixed):
+    """A negative value (as estimation noise gives) draws no bar, and the axis starts at 0."""
+    import copy
+
+    from divergences.report._columns import Measure
+
+    rep = copy.deepcopy(mixed)
+    col = rep.columns[-1]
+    m = col.measures["js"]
+    col.measures["js"] = Measure("js", -0.02, -0.05, 0.01, m.pvalue, m.qvalue, m.units)
+    widths, axis_start = _bars_chart(rep.to_html())
+    assert len(widths) == len(rep.columns)
+    assert widths[-1] == 0.0 and min(widths) >= 0.0, widths
+    assert axis_start == "0"
+
+
+def _bars_chart(page: str) -> tuple[list[float], str]:
+    """The widths of the JS bars, in rank order, and the label at the start of the axis."""
+    svg = page[page.index('aria-label="Jensen-Shannon'):]
+    svg = svg[: svg.index("</svg>")]
+    widths = [float(w) for w in re.findall(r'<rect x="[-\d.]+" y="[-\d.]+" width="([-\d.]+)"',
+                                           svg)]
+    axis = svg[svg.rindex("<line"):]
+    return widths, re.findall(r">([^<]*)</text>", axis)[0]

@@ -530,26 +530,14 @@ def markdown(rep: Report) -> str:
 # HTML
 # --------------------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;
-color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td.l,th.l{text-align:left}
-tr.sig td{background:#fde8e8}
-.grid{display:flex;flex-wrap:wrap;gap:12px}
-.card{border:1px solid #ddd;padding:6px;width:340px}
-.card h3{font-size:0.95em;margin:0.2em 0}
-.small{font-size:0.8em;color:#555}
-"""
-
-
 _REF, _CUR, _SIG, _GREY, _MI = "#1f77b4", "#d62728", "#d62728", "#8c8c8c", "#2ca02c"
 
 
 def _svg(width: int, height: int, body: list[str], label: str) -> str:
-    return (f'<svg role="img" aria-label="{_html.escape(label)}" width="{width}" '
-            f'height="{height}" viewBox="0 0 {width} {height}">' + "".join(body) + "</svg>")
+    # width 100%: the plot fills its container, the viewBox keeps its proportions
+    return (f'<svg role="img" aria-label="{_html.escape(label)}" width="100%" '
+            f'viewBox="0 0 {width} {height}" style="max-width:{2 * width}px">'
+            + "".join(body) + "</svg>")
 
 
 def _text(x: float, y: float, s: str, anchor: str = "start", size: int = 10) -> str:
@@ -671,70 +659,122 @@ def _plots(rep: Report) -> dict[str, str]:
     return out
 
 
+def _raw(c: Any, key: str, rank: int) -> float | None:
+    """The number a table cell sorts by (None: sort by its text)."""
+    m = c.measures
+    if key == "rank":
+        return float(rank)
+    if key in ("js", "ci", "q"):
+        js = m["js"]
+        return {"js": js.value, "ci": js.ci_low, "q": js.qvalue}[key]
+    if key in m:
+        return m[key].value
+    if key == "missing":
+        ref, cur = _missing_shares(c)
+        return cur - ref
+    if key in ("wasserstein", "psi", "ks", "kl", "tv", "chi2"):
+        return -math.inf                     # the measure does not apply: sorts last
+    return None
+
+
+def _cell(text: str, left: bool = False, key: float | None = None,
+          badge: str | None = None) -> dict[str, Any]:
+    if key is not None and not math.isfinite(key):
+        key = -1e308 if key < 0 or math.isnan(key) else 1e308
+    return {"text": text, "left": left, "key": None if key is None else repr(float(key)),
+            "badge": badge}
+
+
+def _html_table(rep: Report) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Head and rows of the page's one table of columns: the decision and its test, every
+    measure, the missing shares; each numeric cell carries the number it sorts by."""
+    alpha = _alpha(rep)
+    cols = [c for c in _detail_columns(rep) if c.key != "mark"]
+    decisions = [decision(c, alpha) for c in rep.columns]
+    at = next(i for i, c in enumerate(cols) if c.key == "name") + 1
+    head = [{"head": c.head, "left": c.left} for c in cols]
+    head[at:at] = [{"head": "decision", "left": True}, {"head": "test", "left": False}]
+    rows = []
+    for i, (c, d) in enumerate(zip(rep.columns, decisions)):
+        cells = [_cell(col.cells[i], col.left, None if col.left else _raw(c, col.key, i + 1))
+                 for col in cols]
+        cells[at:at] = [_cell("drift" if d.drift else "no drift", True,
+                              badge="drift" if d.drift else "ok"),
+                        _cell(_decision_text(d), False, d.q)]
+        rows.append({"drift": d.drift, "cells": cells})
+    return head, rows
+
+
+def _card_line(c: Any, d: Decision) -> str:
+    js = c.measures["js"]
+    ref, cur = _missing_shares(c)
+    return (f"{c.kind}; JS {num(js.value)} [{num(js.ci_low)}, {num(js.ci_high)}]; "
+            f"{_decision_text(d)}; n = {c.n_reference:,} / {c.n_current:,}; "
+            f"missing {_share(ref)} -> {_share(cur)}")
+
+
+_TEMPLATES = None
+
+
+def _template(name: str) -> Any:
+    """A template of ``report/templates``, from a Jinja2 environment made once (autoescaped:
+    column names and file names are data, never markup)."""
+    global _TEMPLATES
+    if _TEMPLATES is None:
+        try:
+            import jinja2
+        except ImportError as exc:  # pragma: no cover - jinja2 is in the [cli] extra
+            raise ImportError("the HTML report needs jinja2: pip install "
+                              "'divergences[cli]'") from exc
+        _TEMPLATES = jinja2.Environment(
+            loader=jinja2.PackageLoader("divergences.report", "templates"),
+            autoescape=True, trim_blocks=False, lstrip_blocks=False,
+            undefined=jinja2.StrictUndefined)
+    return _TEMPLATES.get_template(name)
+
+
+def _asset(name: str) -> str:
+    from importlib import resources
+    return resources.files("divergences.report").joinpath("templates", name).read_text(
+        encoding="utf-8")
+
+
 def html(rep: Report) -> str:
-    """The self-contained HTML page."""
-    e = _html.escape
+    """The self-contained HTML page (Jinja2 template ``templates/report.html.j2``): the
+    verdict, one table of columns with their decisions, tests, measures and missing shares,
+    the charts and the legend; no external resource."""
+    alpha = _alpha(rep)
     plots = _plots(rep)
-    cols = _detail_columns(rep)
-    rows = [[c.cells[i] for c in cols] for i in range(len(rep.columns))]
-    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-             "<title>divergences comparison report</title>", f"<style>{_CSS}</style>",
-             "</head><body>", "<h1>Comparison report</h1>"]
-    parts.append(f"<p><b>Verdict: {e(verdict(rep))}</b></p>")
-    parts += [f"<p>{e(line)}</p>" for line in _summary_lines(rep, joint=False)]
-    parts.append("<h2>Columns ranked by Jensen-Shannon divergence</h2>")
-    if plots:
-        parts.append(plots["__bars__"])
-    parts.append("<table><tr>" + "".join(
-        f"<th class='{'l' if c.left else ''}'>{e(c.head)}</th>" for c in cols)
-        + "</tr>")
-    for c, r in zip(rep.columns, rows):
-        sig = " class='sig'" if decision(c, _alpha(rep)).drift else ""
-        parts.append(f"<tr{sig}>" + "".join(
-            f"<td class='{'l' if col.left else ''}'>{e(v)}</td>" for col, v in zip(cols, r))
-            + "</tr>")
-    parts.append("</table>")
-    parts.append(
-        "<p class='small'>JS and PSI on quantile bins of the pooled data; KL(ref||cur) by "
-        "nearest neighbours; chi2 with 0.5 added to each count. "
-        f"Intervals: {rep.meta['level']:.0%} bootstrap ({rep.meta['n_boot']} resamples); "
-        f"q: Benjamini-Hochberg adjusted permutation p-values ({rep.meta['permutations']} "
-        "permutations). Rows in red: q(JS) &le; 0.05. Plug-in divergences are biased upward "
-        "on small samples, and their percentile intervals sit above the value by about that "
-        "bias.</p>")
-
-    j = rep.joint
-    parts.append("<h2>Joint test</h2>")
-    if j is None:
-        parts.append("<p>No numeric columns: no joint test.</p>")
-    else:
-        parts.append(f"<p>{e(_joint_line(j, _alpha(rep)))}</p>")
-
+    head, rows = _html_table(rep)
+    mi = None
     if rep.mutual_information is not None:
-        parts.append(f"<h2>Mutual information with target {e(str(rep.meta['target']))}</h2>")
-        if plots and "__mi__" in plots:
-            parts.append(plots["__mi__"])
-        parts.append("<table><tr><th>#</th><th class='l'>column</th><th>MI (nats)</th>"
-                     "<th>CI</th><th class='l'>method</th></tr>")
         mcols = _mi_cols(rep)
-        for i in range(len(rep.mutual_information)):
-            parts.append("<tr>" + "".join(
-                f"<td class='{'l' if col.left else ''}'>{e(col.cells[i])}</td>" for col in mcols)
-                + "</tr>")
-        parts.append("</table>")
-
-    parts.append("<h2>Distributions</h2><div class='grid'>")
+        keys = {"rank": "rank", "mi": "value", "ci": "ci_low"}
+        mi = {"head": [{"head": c.head, "left": c.left} for c in mcols],
+              "rows": [{"cells": [_cell(col.cells[i], col.left,
+                                        r[keys[col.key]] if col.key in keys else None)
+                                  for col in mcols]}
+                       for i, r in enumerate(rep.mutual_information)]}
+    cards = []
     for c in rep.columns:
-        m = c.measures["js"]
-        parts.append(f"<div class='card'><h3>{e(c.name)}</h3><div class='small'>{e(c.kind)}, "
-                     f"JS {e(num(m.value))} [{e(num(m.ci_low))}, {e(num(m.ci_high))}], "
-                     f"q {e(num(m.qvalue))}; n = {c.n_reference} / {c.n_current}</div>")
-        if plots and c.name in plots:
-            parts.append(plots[c.name])
-        parts.append("</div>")
-    parts.append("</div>")
+        d = decision(c, alpha)
+        cards.append({"name": c.name, "drift": d.drift, "line": _card_line(c, d),
+                      "chart": plots.get(c.name, "")})
+    legend = []
+    for t in _legend(rep, [c.key for c in _detail_columns(rep)]):
+        key, sep, rest = t.partition("  ")
+        legend.append((key, rest.strip()) if sep and len(key) <= 8 else ("", t))
     meta = rep.meta
-    parts.append(f"<p class='small'>divergences {e(str(meta.get('version')))}, seed "
-                 f"{meta.get('seed')}, sample {e(str(meta.get('sample')))}.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    footer = (f"divergences {meta.get('version')}; seed {meta.get('seed')}; sample "
+              f"{meta.get('sample')}; {meta.get('permutations')} permutations; "
+              f"{meta.get('n_boot')} bootstrap resamples; level {meta.get('level')}.")
+    return _template("report.html.j2").render(
+        css=_asset("report.css"), verdict=verdict(rep),
+        drifted=any(r["drift"] for r in rows),
+        summary=_summary_lines(rep, joint=False),
+        head=head, rows=rows,
+        joint=_joint_line(rep.joint, alpha) if rep.joint is not None else
+        "No numeric columns: no joint test.",
+        mi=mi, target=str(meta.get("target")), cards=cards, legend=legend, footer=footer,
+        charts={"js": plots.get("__bars__", ""), "mi": plots.get("__mi__", "")},
+        scripts=[])
