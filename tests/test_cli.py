@@ -372,3 +372,22 @@ def test_an_unexpected_failure_is_one_line(csvs, tmp_path, capsys, monkeypatch):
     assert rc == 2 and stdout == "" and "Traceback" not in err
     assert err == "divergences: error: unexpected RuntimeError: something inside broke\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_kind_overrides_and_alpha(csvs, tmp_path, capsys):
+    r, c = csvs
+    out = tmp_path / "o"
+    rc, _, err = _run(["report", r, c, "--categorical", "t", "--numeric", "b", "--out", out,
+                       "--format", "json", "--alpha", "0.1", *FAST], capsys)
+    # b holds text: asking for numbers is an input error, one line
+    assert rc == 2 and "'b'" in err and err.count("\n") == 1, err
+    rc, _, err = _run(["report", r, c, "--categorical", "t", "--out", out, "--format", "json",
+                       "--alpha", "0.1", *FAST], capsys)
+    assert rc == 0, err
+    d = json.loads((out / "report.json").read_text())
+    assert {x["name"]: x["kind"] for x in d["columns"]}["t"] == "categorical"
+    assert d["meta"]["alpha"] == 0.1
+    rc, _, err = _run(["report", r, c, "--categorical", "a,t", "--numeric", "t",
+                       "--out", tmp_path / "p", *FAST], capsys)
+    assert rc == 2 and "both name t" in err
+    assert not (tmp_path / "p").exists()

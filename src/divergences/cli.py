@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--target", metavar="COL",
                      help="rank columns by mutual information with this column")
     rep.add_argument("--columns", metavar="A,B,...", help="compare only these columns")
+    rep.add_argument("--categorical", metavar="A,B,...",
+                     help="compare these columns as categories, whatever their dtype")
+    rep.add_argument("--numeric", metavar="A,B,...",
+                     help="compare these columns as numbers, whatever their dtype")
     rep.add_argument("--split", metavar="COL=VALUE",
                      help="one input: rows with COL == VALUE are CURRENT, the others REFERENCE")
     rep.add_argument("--out", metavar="DIR", default=None,
@@ -105,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="reports to write (comma-separated; default: all three)")
     rep.add_argument("--level", type=float, default=0.95, metavar="LEVEL",
                      help="confidence level of the intervals, in (0, 1) (default 0.95)")
+    rep.add_argument("--alpha", type=float, default=0.05, metavar="Q",
+                     help="false discovery rate of the drift decisions: a column drifts when "
+                          "its q-value is at most Q (default 0.05)")
     rep.add_argument("--sample", type=int, metavar="N", default=DEFAULT_SAMPLE,
                      help=f"use at most N random rows of each data set (default "
                           f"{DEFAULT_SAMPLE}; 0: every row)")
@@ -222,8 +229,18 @@ def _report(args: argparse.Namespace) -> int:
     formats = _formats(args.format)
     owned = args.out is None and args.reference is None
     out = Path(args.out if args.out is not None else DEFAULT_OUT)
-    if not 0.0 < args.level < 1.0:
-        return _err(f"--level must lie strictly between 0 and 1; got {args.level:g}")
+    for flag in ("level", "alpha"):
+        value = getattr(args, flag)
+        if not 0.0 < value < 1.0:
+            return _err(f"--{flag} must lie strictly between 0 and 1; got {value:g}")
+    kinds = {flag: _names(getattr(args, flag)) for flag in ("categorical", "numeric")
+             if getattr(args, flag) is not None}
+    for flag, cols in kinds.items():
+        if not cols:
+            return _err(f"--{flag}: give column names, comma-separated")
+    both = set(kinds.get("categorical", ())) & set(kinds.get("numeric", ()))
+    if both:
+        return _err(f"--categorical and --numeric both name {', '.join(sorted(both))}")
     columns = _names(args.columns) if args.columns else None
     if args.sample == 0:
         args.sample = None
@@ -249,7 +266,7 @@ def _report(args: argparse.Namespace) -> int:
     from .report import InputError, compare
     from .report._render import print_table
 
-    extra: dict[str, Any] = {"level": args.level}
+    extra: dict[str, Any] = {"level": args.level, "alpha": args.alpha, **kinds}
     with warnings.catch_warnings():
         # numerical libraries' warnings (empty slices, divide by zero in a measure that
         # handles it) are not the user's business; --debug shows them

@@ -158,9 +158,8 @@ def test_missing_shares_and_their_change_are_shown(mixed):
     c = mixed.column("with_missing")
     assert c.missing_current > c.missing_reference > 0
     text = text_table(mixed, 80)
-    if getattr(c, "drift_test", ""):   # results that carry the missing-share test
-        decided = next(x for x in text.splitlines() if x.startswith("DRIFT  with_missing"))
-        assert re.search(r"missing share, \d(\.\d)?% -> \d+%", decided), decided
+    decided = next(x for x in text.splitlines() if x.startswith("DRIFT  with_missing"))
+    assert re.search(r"missing share, \d(\.\d)?% -> \d+%", decided), decided
     row = next(x for x in text.splitlines() if "with_missing" in x and "%->" in x)
     assert re.search(r"\d(\.\d)?%->\d+%", row), row
     md = markdown(mixed)
@@ -261,3 +260,14 @@ def _bars_chart(page: str) -> tuple[list[float], str]:
                                            svg)]
     axis = svg[svg.rindex("<line"):]
     return widths, re.findall(r">([^<]*)</text>", axis)[0]
+
+
+def test_true_row_counts_and_sampling_are_shown():
+    rng = np.random.default_rng(8)
+    ref = {"x": rng.normal(size=3000)}
+    cur = {"x": rng.normal(size=2500)}
+    rep = compare(ref, cur, sample=1000, **FAST)
+    lines = text_table(rep, 80).splitlines()
+    assert lines[1] == "reference: 3,000 rows, sampled 1,000 of 3,000"
+    assert lines[2] == "current: 2,500 rows, sampled 1,000 of 2,500"
+    assert "sampled 1,000 of 3,000" in markdown(rep) and "sampled 1,000 of 2,500" in rep.to_html()

@@ -172,10 +172,16 @@ def verdict(rep: Report) -> str:
 
 
 def _rows_line(meta: dict[str, Any], side: str) -> str:
-    rows = meta.get(f"rows_{side}")
+    """``name: 20,000 rows, sampled 5,000 of 20,000``: the true row count, and the rows
+    compared when fewer."""
+    i = 0 if side == "reference" else 1
+    total = meta.get("rows_total")
+    rows = total[i] if isinstance(total, (list, tuple)) else meta.get(f"rows_{side}")
     sampled = meta.get(f"sampled_{side}")
-    text = f"{meta.get(side)}: {rows:,} rows" if isinstance(rows, int) else str(meta.get(side))
-    if isinstance(sampled, int) and isinstance(rows, int) and sampled < rows:
+    if not isinstance(rows, (int, np.integer)):
+        return str(meta.get(side))
+    text = f"{meta.get(side)}: {rows:,} rows"
+    if isinstance(sampled, (int, np.integer)) and sampled < rows:
         text += f", sampled {sampled:,} of {rows:,}"
     return text
 
@@ -205,8 +211,9 @@ def _joint_line(j: dict[str, Any], alpha: float = ALPHA) -> str:
 
 def _summary_lines(rep: Report, joint: bool = True) -> list[str]:
     meta = rep.meta
-    lines = [f"reference {_rows_line(meta, 'reference')}",
-             f"current   {_rows_line(meta, 'current')}"]
+    # "reference NAME: ..." unless the data set is called "reference" already
+    lines = [("" if meta.get(side) == side else f"{side:9s} ") + _rows_line(meta, side)
+             for side in ("reference", "current")]
     engine = _engine_line(meta)
     if engine:
         lines.append(engine)
