@@ -71,7 +71,8 @@ def test_kl_clip_and_bootstrap(rng):
     assert e.value >= 0 and e.ci_low >= 0
     b = kl(x, y, ci="bootstrap", n_boot=30, seed=1)
     assert b == kl(x, y, ci="bootstrap", n_boot=30, seed=1)
-    assert b.ci_method == "bootstrap" and b.ci_low < b.value < b.ci_high
+    assert b.ci_method == "bootstrap" and b.ci_low <= b.value < b.ci_high
+    assert b.raw_value == b.details["unclipped_value"]
 
 
 def _js_numeric(p, q):

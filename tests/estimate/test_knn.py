@@ -111,8 +111,14 @@ def test_auto_rule():
     assert mutual_information(u, v).method == "ksg"
     assert mutual_information(ints, ints).method == "discrete"
     assert mutual_information(ints, y).method == "ross"
+    # an atom among continuous values: ties broken at the data's resolution, then the
+    # continuous rule (Gao's "mixed" read +0.027 nats high on a zero-inflated binormal)
     zero_inflated = np.where(rng.random(500) < 0.3, 0.0, y)
-    assert mutual_information(x, zero_inflated).method == "mixed"
+    e = mutual_information(x, zero_inflated)
+    assert e.method in ("ksg", "gaussian_copula") and e.details["y_dequantized"]
+    # a float column with few distinct values is coded as a discrete variable
+    assert mutual_information(ints.astype(float), y).method == "ross"
+    assert mutual_information(ints.astype(float), ints).method == "discrete"
     wide = rng.normal(size=(40, 6))
     assert mutual_information(wide[:, :3], wide[:, 3:]).method == "gaussian_copula"
 

@@ -21,10 +21,12 @@ KL_METHODS = ("knn",)
 CIS = ("auto", "normal", "bootstrap", "bias_aware")
 
 
-def _pooled(xa: np.ndarray, ya: np.ndarray, noise: float, seed: int | None
+def _pooled(xa: np.ndarray, ya: np.ndarray, noise: float | str, seed: int | None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Standardise both samples by the pooled median/std (one affine map: KL unchanged)
-    and break ties in the pooled columns with seeded noise."""
+    and break ties in the pooled columns with seeded noise. ``noise="auto"`` spreads each
+    distinct pooled value over its own cell (:func:`._input.dequantize`): the same invertible
+    channel for both samples, so ``KL(P || Q)`` is that of the recorded data."""
     pooled = np.vstack([xa, ya]).astype(np.float64)
     zs, _ = _input.standardize(pooled)
     zs = _input.jitter(zs, np.random.default_rng(seed), noise)
@@ -49,6 +51,20 @@ def _two_samples(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return xa, ya
 
 
+def same_sample(xa: np.ndarray, ya: np.ndarray) -> bool:
+    """The two samples hold the same rows (in any order): equal empirical distributions."""
+    if xa.shape != ya.shape:
+        return False
+    if xa.shape[1] == 1:
+        return bool(np.array_equal(np.sort(xa[:, 0]), np.sort(ya[:, 0])))
+    return bool(np.array_equal(xa[np.lexsort(xa.T[::-1])], ya[np.lexsort(ya.T[::-1])]))
+
+
+def _zero(n: int, level: float, method: str) -> Estimate:
+    return Estimate(value=0.0, stderr=0.0, ci_low=0.0, ci_high=0.0, method=method, n=n,
+                    level=level, ci_method="exact", details={"exact_zero": "same sample"})
+
+
 def kl(
     x: Any,
     y: Any,
@@ -60,9 +76,9 @@ def kl(
     ci: str = "auto",
     n_boot: int = 200,
     level: float = 0.95,
-    noise: float = 1e-10,
+    noise: float | str = "auto",
     seed: int | None = 0,
-    clip: bool = False,
+    clip: bool = True,
 ) -> Estimate:
     r""":math:`\mathrm{KL}(P\|Q)` from ``x ~ P`` (``n`` rows) and ``y ~ Q`` (``m`` rows).
 
@@ -78,8 +94,18 @@ def kl(
     the estimator is asymptotically unbiased for any fixed ``k``.
 
     Both samples are standardised by one pooled affine map (KL is invariant to it) and ties
-    broken by seeded noise (:mod:`divergences.estimate._input`). The value can be negative
-    (estimation error): ``clip=True`` floors it at 0 and says so in ``details``.
+    broken by seeded noise (:mod:`divergences.estimate._input`): ``noise="auto"`` (default)
+    spreads each distinct pooled value over its own cell at the data's resolution, the same
+    invertible map for both samples, so the KL is that of the recorded data (integer-valued
+    columns no longer blow up); a number is a fixed half-width on the standardised scale.
+    Two samples holding the same rows (``kl(x, x)``, in any order) give exactly 0 with the
+    interval ``[0, 0]`` (``details["exact_zero"]``; it read -5.9 on a rounded column before).
+
+    KL is non-negative: by default (``clip=True``) value and interval are floored at 0,
+    ``Estimate.raw_value`` keeps the raw value and ``Estimate.clipped`` says whether the floor
+    moved anything (``clip=False`` returns the raw numbers). The estimator's bias is what is
+    left: with ``k = 1`` it scatters around 0 for equal distributions, so undrifted columns
+    mostly read 0 after the floor.
 
     Intervals: ``ci="normal"``, the standard error ``std(terms)/sqrt(n)`` of the per-point
     terms (optimistic: neighbours are shared); ``ci="bootstrap"`` half-samples both samples
@@ -114,6 +140,8 @@ def kl(
     k = _input.check_k(k, m, "k", need=0)
     k_x = _input.check_k(k if k_x is None else k_x, n, "k_x")
     _input.warn_dimension(xa.shape[1], min(n, m), k)
+    if same_sample(xa, ya):
+        return finalize(_zero(n, level, "knn"), base=base, clip=clip)
     a, b = _pooled(xa, ya, noise, seed)
     est = from_local(_knn.wkv_local(a, b, k, k_x), "knn", level=level,
                      details={"k": k, "k_x": k_x, "m": m})
@@ -150,9 +178,9 @@ def js(
     ci: str = "normal",
     n_boot: int = 200,
     level: float = 0.95,
-    noise: float = 1e-10,
+    noise: float | str = "auto",
     seed: int | None = 0,
-    clip: bool = False,
+    clip: bool = True,
 ) -> Estimate:
     r"""Jensen-Shannon divergence between the distributions of ``x`` and ``y``.
 
@@ -165,8 +193,9 @@ def js(
     the mutual information between a pooled point ``Z`` and its label ``L`` (0 for ``x``,
     1 for ``y``). It is estimated with the Ross (2014) discrete-continuous kNN estimator
     (:func:`mutual_information` with ``method="ross"``). Equal sample sizes give the usual
-    JS (:math:`\beta = 1/2`), bounded by ``log 2``. Ties, ``clip`` and intervals as in
-    :func:`mutual_information`.
+    JS (:math:`\beta = 1/2`), bounded by ``log 2``. Ties, ``clip`` (on by default: JS is
+    never returned below 0) and intervals as in :func:`mutual_information`; two samples
+    holding the same rows give exactly 0.
 
     >>> import numpy as np
     >>> from divergences.estimate import js
@@ -178,6 +207,12 @@ def js(
     from ._mi import mutual_information
 
     xa, ya = _two_samples(x, y)
+    if same_sample(xa, ya):
+        log_base(base)
+        _input.check_noise(noise)
+        _input.check_seed(seed)
+        return finalize(_zero(xa.shape[0] + ya.shape[0], check_level(level), "ross_js"),
+                        base=base, clip=clip)
     pooled = np.vstack([xa, ya])
     labels = np.concatenate([np.zeros(xa.shape[0], np.int64), np.ones(ya.shape[0], np.int64)])
     est = mutual_information(labels, pooled, method="ross", k=k, base=base, ci=ci,

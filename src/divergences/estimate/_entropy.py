@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ ENTROPY_METHODS = (
 )
 CONTINUOUS = ("knn", "kde", "gaussian", "vasicek", "ebrahimi")
 CIS = ("auto", "normal", "bootstrap", "bias_aware")
+TIED_WARN_FRACTION = 0.05  # repeated rows above this share get a warning (point masses)
 
 
 def auto_entropy_method(discrete: bool, d: int) -> str:
@@ -42,7 +44,7 @@ def entropy(
     ci: str = "auto",
     n_boot: int = 200,
     level: float = 0.95,
-    noise: float = 1e-10,
+    noise: float | str = "auto",
     seed: int | None = 0,
 ) -> Estimate:
     r"""Entropy of the distribution ``x`` was drawn from, with a standard error and interval.
@@ -74,9 +76,20 @@ def entropy(
     ``Estimate.method`` says what ran.
 
     Continuous data are standardised per column before the neighbour or spacing search (the
-    log-scales are added back) and ties are broken by seeded noise of half-width ``noise``
-    (see :mod:`divergences.estimate._input`); with ``noise=0`` repeated values that make a
-    distance 0 raise a ``ValueError`` instead of returning ``-inf``.
+    log-scales are added back) and ties are broken by seeded noise (see
+    :mod:`divergences.estimate._input`). ``noise="auto"`` (default) spreads each repeated
+    value over its cell at the data's resolution: for measurements rounded to a grid that
+    restores the rounding error, and the estimate is that of the unrounded variable (a
+    normal rounded to 0.1: ``"knn"`` 1.40, ``"ebrahimi"`` 1.43, ``"vasicek"`` 1.42, ``"kde"``
+    1.42 for 1.419 nats). When more than 5% of the rows repeat, a ``UserWarning`` says so: a
+    variable with point masses has differential entropy ``-inf``, and a finite value is the
+    entropy of the spread data. A number ``noise`` is a fixed half-width on the standardised
+    scale; far below the resolution it packs each tie group into a sliver and the value
+    follows ``log(noise)`` (-18.4 nats with 1e-10 on that rounded normal), which is warned
+    about too. With ``noise=0`` repeated values that make a distance 0 raise a
+    ``ValueError`` instead of returning ``-inf``. Shannon entropies (integer data) are never
+    negative: value and interval are floored at 0 (``Estimate.raw_value`` keeps the raw
+    value).
 
     Interval (``level``, default 95%): ``ci="normal"`` uses ``value -/+ z * stderr`` with the
     delta-method (discrete), jackknife (``"jackknife"``) or local-term (``std/sqrt(n)`` of
@@ -154,7 +167,7 @@ def entropy(
         elif ci == "bias_aware":
             _check_halves(n, 1)
             est = bias_aware_interval(est, lambda idx: run_discrete(idx).value, n, seed=seed)
-        return finalize(est, base=base, clip=False)
+        return finalize(est, base=base, clip=True)  # Shannon entropy is never negative
 
     # continuous
     z = arr.astype(np.float64)
@@ -167,6 +180,7 @@ def entropy(
             "-inf (pass integer data for the Shannon entropy of a discrete variable)"
         )
     zs, scale = _input.standardize(z)
+    _warn_ties(zs, noise)
     zs = _input.jitter(zs, np.random.default_rng(seed), noise)
     offset = float(np.sum(np.log(scale)))
     local_fn: Callable[[np.ndarray], np.ndarray]
@@ -237,6 +251,37 @@ def entropy(
             seed=seed, level=level, replacement=replacement,
         )
     return finalize(est, base=base, clip=False)
+
+
+def _warn_ties(zs: np.ndarray, noise: float | str) -> None:
+    """Say what a continuous entropy of data with repeated values means, or that it is wrong.
+
+    A variable with point masses has differential entropy ``-inf``; a finite estimate from
+    tied data is the entropy of the data with their ties spread out. With ``noise="auto"``
+    the spread is the data's own resolution (:func:`._input.dequantize`), which estimates the
+    entropy of the unrounded variable when the data are rounded measurements. A fixed tiny
+    ``noise`` instead packs each tie group into a cell of width ``2 * noise``: the value then
+    follows ``log(noise)`` (the kNN entropy of a normal rounded to 0.1 read -18 nats with the
+    old default 1e-10, against 1.42).
+    """
+    share = _input.tied_fraction(zs)
+    if share <= TIED_WARN_FRACTION:
+        return
+    if isinstance(noise, str):
+        warnings.warn(
+            f"x has repeated values ({share:.0%} of rows repeat an earlier row): they were "
+            "spread over cells at the data's resolution (noise='auto'), so this is the "
+            "differential entropy of the dequantised data, close to that of the unrounded "
+            "variable for rounded measurements; a variable with point masses has "
+            "differential entropy -inf (pass integers for the Shannon entropy of a discrete "
+            "variable)", UserWarning, stacklevel=3)
+    elif noise > 0:
+        warnings.warn(
+            f"x has repeated values ({share:.0%} of rows repeat an earlier row) and "
+            f"noise={noise:g} spreads each tie group over a cell of width {2 * noise:g}: the "
+            "estimate then reflects log(noise), not the data; use noise='auto' (ties broken "
+            "at the data's resolution) or integer data for a discrete variable",
+            UserWarning, stacklevel=3)
 
 
 def _check_halves(n: int, k: int) -> None:

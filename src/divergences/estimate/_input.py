@@ -12,8 +12,18 @@ Rules (stated once):
 * **Ties** in continuous data (repeated values, which make nearest-neighbour distances 0) are
   broken by a documented rule, :func:`jitter`: each continuous column is first standardised
   (centred on its median, divided by its standard deviation, or by 1 if that is 0), then, only
-  if the column has repeated values, seeded uniform noise of half-width ``noise`` (default
-  ``1e-10``) is added to it. The random generator is ``numpy.random.default_rng(seed)``.
+  if the column has repeated values, seeded uniform noise is added to it. The random generator
+  is ``numpy.random.default_rng(seed)``. ``noise="auto"`` (the default of the estimators)
+  breaks ties *at the data's resolution* (:func:`dequantize`): each distinct value ``v_j`` is
+  spread uniformly over ``v_j -/+ h_j`` with ``h_j`` half the gap to its nearest distinct
+  neighbour. The cells do not overlap, so the original value is a function of the spread one:
+  mutual information and KL are unchanged by it, and for measurements rounded to a grid the
+  spread values approximate the unrounded ones (the differential entropy then estimates that
+  of the unrounded variable). A number ``noise > 0`` is the half-width of ``U(-noise, noise)``
+  noise on the standardised scale (the rule before ``"auto"``; ``1e-10`` then). Noise far below
+  the resolution leaves hundreds of tied points within float64's resolution of each other,
+  which is what made the nearest-neighbour MI of integer-valued columns and the entropy of
+  rounded data wrong (0.017 for a true 0.629 nats; -18 nats). ``noise=0`` adds nothing.
 """
 
 from __future__ import annotations
@@ -118,8 +128,13 @@ def standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (x - np.median(x, axis=0)) / scale, scale
 
 
-def jitter(x: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
-    """Add ``U(-noise, noise)`` to the (standardised) columns of ``x`` that hold ties."""
+def jitter(x: np.ndarray, rng: np.random.Generator, noise: float | str) -> np.ndarray:
+    """Break the ties of the (standardised) columns of ``x`` that hold any.
+
+    ``noise="auto"``: :func:`dequantize`; a number: add ``U(-noise, noise)``; 0: nothing.
+    """
+    if isinstance(noise, str):
+        return dequantize(x, rng)
     if noise == 0:
         return x
     out = x
@@ -132,7 +147,61 @@ def jitter(x: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
     return out
 
 
-def check_noise(noise: Any) -> float:
+def dequantize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Spread each repeated column's values over cells at the data's resolution.
+
+    In a column with repeated values, every row with value ``v_j`` (the ``j``-th distinct
+    value) becomes ``v_j + h_j U``, ``U ~ U(-1, 1)``, with ``h_j = min(v_j - v_{j-1},
+    v_{j+1} - v_j) / 2`` (one-sided at the ends). The cells ``[v_j - h_j, v_j + h_j]`` are
+    disjoint (they may touch), so ``v_j`` is recovered from the spread value: the map is
+    invertible and ``I(X; Y)``, ``KL(P || Q)`` (both samples spread alike) are those of the
+    recorded data. On a grid of step ``delta`` with every point seen, the cells are the
+    rounding cells ``v_j -/+ delta / 2``. Columns without repeats, and constant columns (no
+    gap to spread over), are returned unchanged.
+
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.0], [1.0], [3.0], [3.0]])
+    >>> z = dequantize(x, np.random.default_rng(0))
+    >>> bool(np.all(np.abs(z - x)[:, 0] <= [0.5, 0.5, 0.5, 1.0, 1.0]))
+    True
+    """
+    out = x
+    for j in range(x.shape[1]):
+        values, inv = np.unique(x[:, j], return_inverse=True)
+        if values.size == x.shape[0] or values.size < 2:
+            continue
+        gaps = np.diff(values)
+        half = 0.5 * np.minimum(np.concatenate([gaps[:1], gaps]),
+                                np.concatenate([gaps, gaps[-1:]]))
+        if out is x:
+            out = x.copy()
+        inv = inv.reshape(-1)
+        out[:, j] = values[inv] + half[inv] * rng.uniform(-1.0, 1.0, size=x.shape[0])
+    return out
+
+
+def has_ties(x: np.ndarray) -> bool:
+    """Some column of ``x`` repeats a value."""
+    for j in range(x.shape[1]):
+        s = np.sort(x[:, j])
+        if s.shape[0] > 1 and bool((s[1:] == s[:-1]).any()):
+            return True
+    return False
+
+
+def tied_fraction(x: np.ndarray) -> float:
+    """The share of rows that repeat an earlier row (0 for distinct rows)."""
+    n = x.shape[0]
+    uniq = np.unique(x[:, 0]).size if x.shape[1] == 1 else np.unique(x, axis=0).shape[0]
+    return (n - uniq) / n
+
+
+def check_noise(noise: Any) -> float | str:
+    """``"auto"`` (ties broken at the data's resolution) or a number ``>= 0``."""
+    if isinstance(noise, str):
+        if noise != "auto":
+            raise ValueError(f"noise must be 'auto' or a number >= 0; got {noise!r}")
+        return noise
     return check_range(noise, "noise", 0.0)
 
 

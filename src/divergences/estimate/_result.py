@@ -50,10 +50,20 @@ class Estimate:
         ``None`` for information units (set by ``base``); otherwise the name of the units of
         a quantity that is not an information, e.g. ``"data units"`` for
         :func:`~divergences.estimate.wasserstein_dependency`.
+    ``clipped``
+        ``True`` when the estimate is of a non-negative quantity (mutual information,
+        conditional MI, KL, JS, Shannon entropy) and its raw value or interval fell below 0
+        and was floored at 0 (estimation error: the quantity itself is never negative).
+    ``raw_value``
+        For a non-negative quantity, the value before flooring (the same as ``value`` when
+        nothing was clipped); an average of many estimates should use it, since flooring
+        biases each one up near 0. ``None`` for quantities that may be negative
+        (differential entropy) or when ``clip=False`` was asked for.
     ``details``
         Method-specific extras (``k``, per-sample terms, neighbour counts, ...); not compared.
 
-    ``float(est)`` is ``est.value``. :meth:`to_base` converts units.
+    ``float(est)`` is ``est.value``. :meth:`to_base` converts units. Every estimator returns
+    ``ci_low <= value <= ci_high``.
 
     >>> from divergences.estimate import Estimate
     >>> e = Estimate(value=0.6931471805599453, stderr=0.01, ci_low=0.6735, ci_high=0.7127,
@@ -76,6 +86,8 @@ class Estimate:
     level: float = 0.95
     ci_method: str = "normal"
     unit: str | None = None
+    clipped: bool = False
+    raw_value: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __float__(self) -> float:
@@ -107,6 +119,7 @@ class Estimate:
             stderr=self.stderr * factor,
             ci_low=self.ci_low * factor,
             ci_high=self.ci_high * factor,
+            raw_value=None if self.raw_value is None else self.raw_value * factor,
             base=base,
         )
 
@@ -166,15 +179,38 @@ def add_null_variance(est: Estimate, df: float) -> Estimate:
 
 
 def finalize(est: Estimate, *, base: float | None, clip: bool) -> Estimate:
-    """Apply ``clip`` (floor at 0, stated, never silent) and convert to ``base`` units."""
+    """The last step of every estimator: interval check, ``clip``, units.
+
+    The interval must hold its own point. The estimators build both from one procedure so
+    that it does; should a resampling interval still miss the point (a percentile interval
+    of a biased statistic can), it is extended to reach it (``details["interval_extended"]``)
+    rather than returned contradicting the point.
+
+    ``clip`` (non-negative quantities): value and interval are floored at 0; ``raw_value``
+    keeps the value before, ``clipped`` says whether anything moved, and
+    ``details["unclipped_value"]``, ``details["unclipped_ci"]`` keep the raw numbers.
+    A NaN value stays NaN.
+    """
+    if not est.ci_low <= est.value <= est.ci_high and not math.isnan(est.value):
+        details = dict(est.details)
+        details["interval_extended"] = (est.ci_low, est.ci_high)
+        est = replace(est, ci_low=min(est.ci_low, est.value), ci_high=max(est.ci_high, est.value),
+                      details=details)
     if clip:
         details = dict(est.details)
         details["unclipped_value"] = est.value
-        est = replace(est, value=max(est.value, 0.0), ci_low=max(est.ci_low, 0.0),
-                      ci_high=max(est.ci_high, 0.0), details=details)
+        details["unclipped_ci"] = (est.ci_low, est.ci_high)
+        moved = bool(est.value < 0 or est.ci_low < 0 or est.ci_high < 0)
+        est = replace(est, value=_floor(est.value), ci_low=_floor(est.ci_low),
+                      ci_high=_floor(est.ci_high), clipped=moved, raw_value=est.value,
+                      details=details)
     if base is not None:
         est = est.to_base(base)
     return est
+
+
+def _floor(v: float) -> float:
+    return v if math.isnan(v) else max(v, 0.0)
 
 
 Statistic = Callable[[np.ndarray], float]
@@ -189,7 +225,9 @@ def resample_interval(
     ``statistic(idx)`` recomputes the estimate on the rows ``idx``.
 
     ``replacement=True``: the ordinary bootstrap (``n`` rows drawn with replacement);
-    stderr is the spread of the replicates and the interval their percentiles.
+    stderr is the spread of the replicates and the interval their percentiles re-centred on
+    the point, ``[T_n - (q_50 - q_lo), T_n + (q_hi - q_50)]`` (``q`` the replicates'
+    quantiles): the plain percentile interval of a biased statistic can miss ``T_n``.
 
     ``replacement=False``: half-sampling (``n // 2`` rows drawn without replacement), used by
     nearest-neighbour and spacing estimators, which a with-replacement bootstrap breaks (the
@@ -214,8 +252,13 @@ def resample_interval(
         reps[b] = statistic(idx)
     alpha = (1.0 - level) / 2.0
     if replacement:
+        # The percentile interval re-centred on the point: the replicates of a biased
+        # statistic (a plug-in MI, say) sit around T_n + bias, so their raw percentiles can
+        # exclude T_n itself; their spread around their median is kept, their centre moved
+        # to T_n, so the point always lies inside its interval.
         stderr = float(np.std(reps, ddof=1))
-        lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
+        q_lo, med, q_hi = np.quantile(reps, [alpha, 0.5, 1.0 - alpha])
+        lo, hi = est.value - (med - q_lo), est.value + (q_hi - med)
     else:
         stderr = float(np.std(reps, ddof=1))
         z = z_value(level)
