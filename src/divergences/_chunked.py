@@ -9,9 +9,11 @@ the backward pass only scales it by the upstream gradient. Peak memory is the in
 gradients and one block of temporaries. The rows must be independent (row ``i`` of the result
 depends only on row ``i`` of the inputs), which holds for every divergence over the last axis.
 
-Double backward (``create_graph=True``) is not supported on this path (it raises); the public
-functions only take it for inputs of at least :data:`MIN_ELEMENTS` elements, and smaller inputs
-use plain autograd.
+The gradient machinery (dtype policy, backward and double backward) is
+:mod:`divergences._stored_grad`'s: the inputs are saved, so a second backward pass forms the
+gradient again and double backward (``create_graph=True``, a gradient penalty) recomputes the
+rows with plain autograd: a row gets the same gradient, with its graph, whatever the input's
+size.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.autograd.function import once_differentiable
+
+from . import _stored_grad
 
 # Inputs smaller than this go through plain autograd (double backward works there, and the
 # temporaries are small anyway). Measured in benchmarks/exact.py (RESULTS.md): blocks of
@@ -34,13 +37,12 @@ def rows_per_block(n_cols: int, block_elements: int | None = None) -> int:
     return max(1, (block_elements or BLOCK_ELEMENTS) // max(1, n_cols))
 
 
-class _RowBlocked(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, fn: RowFn, block: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        need_a, need_b = a.requires_grad, b.requires_grad
-        out = torch.empty(a.shape[0], dtype=_out_dtype(a), device=a.device)
-        ga = torch.empty_like(a) if need_a else None
-        gb = torch.empty_like(b) if need_b else None
+def _kernel(fn: RowFn, block: int) -> _stored_grad.Kernel:
+    def forward(needs, a: torch.Tensor, b: torch.Tensor):
+        need_a, need_b = needs
+        out = torch.empty(a.shape[0], dtype=_stored_grad.compute_dtype(a), device=a.device)
+        ga = _stored_grad.new_grad(a) if need_a else None
+        gb = _stored_grad.new_grad(b) if need_b else None
         with torch.enable_grad():
             for s in range(0, a.shape[0], block):
                 ac = a[s : s + block].detach().requires_grad_(need_a)
@@ -48,31 +50,17 @@ class _RowBlocked(torch.autograd.Function):
                 val = fn(ac, bc)
                 wanted = [t for t, need in ((ac, need_a), (bc, need_b)) if need]
                 # Rows are independent, so the gradient of the block's sum holds each row's
-                # gradient; backward scales row i by grad_out[i].
+                # gradient; the backward pass scales row i by grad_out[i].
                 grads = iter(torch.autograd.grad(val.sum(), wanted))
                 out[s : s + block] = val.detach()
                 if need_a:
                     ga[s : s + block] = next(grads)
                 if need_b:
                     gb[s : s + block] = next(grads)
-        ctx.grads = (ga, gb)
-        return out
+        return out, (), (ga, gb)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: torch.Tensor):
-        ga, gb = ctx.grads
-        scale = grad_out.unsqueeze(-1)
-        return (
-            None,
-            None,
-            None if ga is None else ga * scale.to(ga.dtype),
-            None if gb is None else gb * scale.to(gb.dtype),
-        )
-
-
-def _out_dtype(t: torch.Tensor) -> torch.dtype:
-    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    return _stored_grad.Kernel("a row-blocked divergence", forward, reference=fn,
+                               per_row=True, hold_inputs=True)
 
 
 def rowwise(fn: RowFn, a: torch.Tensor, b: torch.Tensor, block_elements: int | None = None):
@@ -84,8 +72,8 @@ def rowwise(fn: RowFn, a: torch.Tensor, b: torch.Tensor, block_elements: int | N
         return fn(a, b)
     block = rows_per_block(a.shape[-1], block_elements)
     if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)):
-        out = torch.empty(a.shape[0], dtype=_out_dtype(a), device=a.device)
+        out = torch.empty(a.shape[0], dtype=_stored_grad.compute_dtype(a), device=a.device)
         for s in range(0, a.shape[0], block):
             out[s : s + block] = fn(a[s : s + block], b[s : s + block])
         return out
-    return _RowBlocked.apply(fn, block, a, b)
+    return _stored_grad.apply(_kernel(fn, block), a, b)[0]

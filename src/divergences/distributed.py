@@ -36,13 +36,14 @@ replicated (each rank gets the same value). Collectives are the plain
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from . import fdiv
+from . import _stored_grad, fdiv
 from ._arrays import check_range
 from .losses import _chunked_distill as cd
 from .losses._distill import (
@@ -64,27 +65,31 @@ __all__ = ["vocab_parallel_distillation_loss", "vocab_parallel_fused_linear_dist
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
 class _Setup:
-    """What stays fixed over the chunks of one call."""
+    """What stays fixed over the chunks of one call (one entry per token in ``keep``,
+    ``labels`` and ``weights``; ``weights`` is ``None`` for ``reduction="none"``)."""
 
-    def __init__(self, fd: fdiv.FDivergence, inv_t: float, w_soft: float, w_hard: float,
-                 with_ce: bool, offset: int, group: Any):
-        self.fd = fd
-        self.inv_t = inv_t
-        self.w_soft = w_soft
-        self.w_hard = w_hard
-        self.with_ce = with_ce
-        self.offset = offset
-        self.group = group
+    fd: fdiv.FDivergence
+    inv_t: float
+    w_soft: float
+    w_hard: float
+    with_ce: bool
+    offset: int
+    group: Any
+    chunk: int
+    keep: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor | None
 
 
 def _chunk(cfg: _Setup, zs: torch.Tensor, zt: torch.Tensor, labels: torch.Tensor,
-           keep: torch.Tensor, need_s: bool, need_t: bool):
+           keep: torch.Tensor, row_weight: torch.Tensor | None, need_s: bool, need_t: bool):
     """``(total, soft, hard, g_s, g_t)`` for a chunk of shard logits ``zs``, ``zt`` (c, v).
 
-    ``zs``, ``zt`` are in the compute dtype; ``g_s``/``g_t`` are the gradients of the summed
-    ``total`` with respect to them (``None`` when not needed), zero rows where ``keep`` is
-    false.
+    ``zs``, ``zt`` are in the compute dtype; ``g_s``/``g_t`` are the gradients of the chunk's
+    ``sum(row_weight * total)`` (ones when ``None``) with respect to them (``None`` when not
+    needed), zero rows where ``keep`` is false (by selection).
     """
     inv_t, group = cfg.inv_t, cfg.group
     xs = zs * inv_t if inv_t != 1.0 else zs
@@ -101,21 +106,15 @@ def _chunk(cfg: _Setup, zs: torch.Tensor, zt: torch.Tensor, labels: torch.Tensor
     logz = m + torch.log(se)
     lq = xs - logz[0].unsqueeze(-1)
     lp = xt - logz[1].unsqueeze(-1)
-    # 2. the registry's terms on the shard and their derivatives in the log-probabilities
+    # 2. the registry's terms on the shard and their partials in log q (closed form where
+    # the registry has it); the partial in log p is terms - a (1-homogeneity)
     if need_s or need_t:
-        with torch.enable_grad():
-            lq_l = lq.detach().requires_grad_(need_s)
-            lp_l = lp.detach().requires_grad_(need_t)
-            local = cfg.fd.terms(lp_l, lq_l, sync=False).sum(-1)
-            leaves = [x for x, need in ((lq_l, need_s), (lp_l, need_t)) if need]
-            raw = list(torch.autograd.grad(local, leaves, torch.ones_like(local),
-                                           materialize_grads=True))
-        local = local.detach()
-        g_q = raw.pop(0) if need_s else None
-        g_p = raw.pop(0) if need_t else None
+        terms, a = cfg.fd.terms_and_partial(lp, lq, sync=False)
     else:
-        local = cfg.fd.terms(lp, lq, sync=False).sum(-1)
-        g_q = g_p = None
+        terms, a = cfg.fd.terms(lp, lq, sync=False), None
+    local = terms.sum(-1)
+    b = cd.teacher_partial(terms, a) if need_t else None
+    del terms
     # cross-entropy: the shard holding the label contributes -z[label]
     c = zs.shape[0]
     if cfg.with_ce:
@@ -130,79 +129,58 @@ def _chunk(cfg: _Setup, zs: torch.Tensor, zt: torch.Tensor, labels: torch.Tensor
     # 3. one all-reduce of the per-token sums
     stats = torch.stack([
         local, ce_local,
-        g_q.sum(-1) if g_q is not None else torch.zeros_like(local),
-        g_p.sum(-1) if g_p is not None else torch.zeros_like(local),
+        a.sum(-1) if need_s else torch.zeros_like(local),
+        b.sum(-1) if need_t else torch.zeros_like(local),
     ])
     dist.all_reduce(stats, op=dist.ReduceOp.SUM, group=group)
     soft_raw = stats[0]
-    soft = soft_raw.clamp_min(0.0)
+    # A NaN logit on any shard makes the token's global normaliser NaN: its loss is NaN.
+    soft = cd.nan_rows(soft_raw.clamp_min(0.0), logz[0], logz[1])
     logz1 = logz[2] if ce_sep else logz[0]
     hard = logz1 + stats[1] if cfg.with_ce else torch.zeros_like(soft)
     total = soft * cfg.w_soft + hard * cfg.w_hard if cfg.w_hard != 0.0 else soft * cfg.w_soft
-    keep_row = keep.unsqueeze(-1)
     # 4. local gradients (clamp_min passes the gradient where soft_raw >= 0)
     g_s = g_t = None
-    ws = torch.where(soft_raw >= 0, cfg.w_soft * inv_t, zero).unsqueeze(-1)
+    cs = torch.where(soft_raw >= 0, cd.row_coef(cfg.w_soft * inv_t, row_weight, soft_raw),
+                     zero).unsqueeze(-1)
     if need_s:
-        g_s = (g_q - torch.exp(lq) * stats[2].unsqueeze(-1)) * ws
+        g_s = cd.soft_grad_(a, torch.exp(lq), stats[2].unsqueeze(-1), cs)
         if cfg.w_hard != 0.0:
-            p1 = torch.exp(zs - logz1.unsqueeze(-1))
-            p1 = p1.scatter_add(-1, safe.unsqueeze(-1),
-                                -here.to(p1.dtype).unsqueeze(-1))
-            g_s = g_s + cfg.w_hard * p1
-        g_s = torch.where(keep_row, g_s, zero)
+            ch = cd.row_coef(cfg.w_hard, row_weight, soft_raw)
+            cd.hard_grad_(g_s, torch.exp(zs - logz1.unsqueeze(-1)), ch.unsqueeze(-1))
+            cd.sub_onehot_(g_s, safe, torch.where(here, ch, zero))  # the label's shard only
+        g_s = _stored_grad.select_rows(keep, g_s)
     if need_t:
-        g_t = (g_p - torch.exp(lp) * stats[3].unsqueeze(-1)) * ws
-        g_t = torch.where(keep_row, g_t, zero)
+        g_t = cd.soft_grad_(b, torch.exp(lp), stats[3].unsqueeze(-1), cs)
+        g_t = _stored_grad.select_rows(keep, g_t)
     return (torch.where(keep, total, zero), torch.where(keep, soft, zero),
             torch.where(keep, hard, zero), g_s, g_t)
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-class _StoredGrad(torch.autograd.Function):
-    """Runs ``compute(needs) -> (out, soft, hard, grads)`` in the forward pass; the backward
-    pass scales the stored gradients by the upstream gradient (no communication), in place
-    when ``_chunked_distill.INPLACE_BACKWARD`` (as the single-process loss: a second backward
-    through the same graph is then an error)."""
-
-    @staticmethod
-    def forward(ctx, compute: Callable, per_token: bool, *inputs: torch.Tensor):
-        needs = [inp is not None and ctx.needs_input_grad[2 + i] for i, inp in enumerate(inputs)]
-        out, soft, hard, grads = compute(needs)
-        ctx.mark_non_differentiable(soft, hard)
-        ctx.per_token = per_token
-        ctx.grads = grads
-        return out, soft, hard
-
-    @staticmethod
-    def backward(ctx, go, go_soft, go_hard):
-        if ctx.grads is None:
-            raise RuntimeError(
-                "backward through a vocab-parallel distillation loss ran twice: its stored "
-                "gradient is scaled in place and released by the first backward; recompute "
-                "the loss instead"
-            )
-        scale = go.unsqueeze(-1) if ctx.per_token else go
-        inplace = cd.INPLACE_BACKWARD
-        out = []
-        for g in ctx.grads:
-            if g is None:
-                out.append(None)
-                continue
-            factor = scale.to(torch.float64 if g.dtype == torch.float64 else torch.float32)
-            # per token: g is (..., V_r) and the scale (N, 1) over the flattened tokens
-            g2 = g.reshape(-1, g.shape[-1]) if ctx.per_token else g
-            if inplace:
-                g2.mul_(factor)
-                out.append(g)
-            else:
-                out.append((g2 * factor).to(g.dtype).reshape(g.shape))
-        if inplace:
-            ctx.grads = None
-        return (None, None, *out)
+def _logits_forward(cfg: _Setup, needs, s: torch.Tensor, t: torch.Tensor):
+    """The :class:`~divergences._stored_grad.Kernel` forward of the logits loss."""
+    need_s, need_t = needs
+    v = s.shape[-1]
+    s2, t2 = s.reshape(-1, v), t.reshape(-1, v)
+    n = s2.shape[0]
+    dt = _stored_grad.compute_dtype(s)
+    total = s2.new_empty(n, dtype=dt)
+    soft = s2.new_empty(n, dtype=dt)
+    hard = s2.new_empty(n, dtype=dt)
+    g_s = _stored_grad.new_grad(s) if need_s else None
+    g_t = _stored_grad.new_grad(t) if need_t else None
+    for a in range(0, n, cfg.chunk):
+        e = min(n, a + cfg.chunk)
+        w = None if cfg.weights is None else cfg.weights[a:e]
+        tc, sc, hc, gs, gt = _chunk(cfg, s2[a:e].to(dt), t2[a:e].to(dt), cfg.labels[a:e],
+                                    cfg.keep[a:e], w, need_s, need_t)
+        total[a:e], soft[a:e], hard[a:e] = tc, sc, hc
+        if g_s is not None:
+            g_s.view(n, v)[a:e] = gs
+        if g_t is not None:
+            g_t.view(n, v)[a:e] = gt
+    out = total if cfg.weights is None else (total * cfg.weights).sum()
+    return out, (soft, hard), [g_s, g_t]
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,10 +208,10 @@ def _offset(vocab_start_index: int | None, v_local: int, rank: int) -> int:
     return vocab_start_index
 
 
-def _prepare(divergence, beta, alpha, temperature, hard_weight, reduction, chunk_size,
+def _prepare(divergence, beta, alpha, skew, temperature, hard_weight, reduction, chunk_size,
              labels, return_components, temperature_scaling):
     temp, h = check_options(temperature, hard_weight, reduction, chunk_size)
-    fd = resolve_divergence(divergence, beta, alpha)
+    fd = resolve_divergence(divergence, beta, alpha, skew, stacklevel=4)
     if h > 0.0 and labels is None:
         raise ValueError("hard_weight > 0 needs labels for the cross-entropy term")
     with_ce = labels is not None and (h > 0.0 or return_components)
@@ -260,7 +238,7 @@ def vocab_parallel_distillation_loss(
     teacher_logits_shard: torch.Tensor,
     divergence: str | fdiv.FDivergence = "forward_kl",
     beta: float = 0.5,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     temperature: float = 1.0,
     labels: torch.Tensor | None = None,
     ignore_index: int = -100,
@@ -273,6 +251,8 @@ def vocab_parallel_distillation_loss(
     chunk_size: int | None = None,
     group: Any = None,
     vocab_start_index: int | None = None,
+    *,
+    skew: float | None = None,
 ) -> torch.Tensor | DistillationOutput:
     r""":func:`~divergences.losses.distillation_loss` on logits sharded along the vocabulary.
 
@@ -311,9 +291,9 @@ def vocab_parallel_distillation_loss(
     """
     s = check_logits(student_logits_shard, "student_logits_shard")
     t = check_logits(teacher_logits_shard, "teacher_logits_shard")
-    temp, h, fd, with_ce, scale = _prepare(divergence, beta, alpha, temperature, hard_weight,
-                                           reduction, chunk_size, labels, return_components,
-                                           temperature_scaling)
+    temp, h, fd, with_ce, scale = _prepare(divergence, beta, alpha, skew, temperature,
+                                           hard_weight, reduction, chunk_size, labels,
+                                           return_components, temperature_scaling)
     if s.shape != t.shape:
         raise ValueError(
             "student_logits_shard and teacher_logits_shard must have the same shape (same "
@@ -327,41 +307,19 @@ def vocab_parallel_distillation_loss(
     offset = _offset(vocab_start_index, v_local, rank)
     batch = s.shape[:-1]
     keep, flat_labels = token_mask(batch, s.device, labels, mask, ignore_index)
-    s2, t2 = s.reshape(-1, v_local), t.reshape(-1, v_local)
-    n = s2.shape[0]
+    n = keep.shape[0]
     lab = flat_labels if flat_labels is not None else torch.zeros(n, dtype=torch.long,
                                                                   device=s.device)
-    dt = _compute_dtype(s)
+    dt = _stored_grad.compute_dtype(s)
     masked = labels is not None or mask is not None
     weights = token_weights(keep, batch, reduction, num_items_in_batch, masked, dt)
-    cfg = _Setup(fd, 1.0 / temp, (1.0 - h) * scale, h, with_ce, offset, group)
-    chunk = chunk_size or cd.auto_chunk(n, v_local)
-
-    def compute(needs):
-        need_s, need_t = needs
-        total = s2.new_empty(n, dtype=dt)
-        soft = s2.new_empty(n, dtype=dt)
-        hard = s2.new_empty(n, dtype=dt)
-        g_s = torch.empty_like(s2) if need_s else None
-        g_t = torch.empty_like(t2) if need_t else None
-        for a in range(0, n, chunk):
-            e = min(n, a + chunk)
-            tc, sc, hc, gs, gt = _chunk(cfg, s2[a:e].to(dt), t2[a:e].to(dt), lab[a:e],
-                                        keep[a:e], need_s, need_t)
-            total[a:e], soft[a:e], hard[a:e] = tc, sc, hc
-            w = None if weights is None else weights[a:e].unsqueeze(-1)
-            if g_s is not None:
-                g_s[a:e] = (gs if w is None else gs * w).to(g_s.dtype)
-            if g_t is not None:
-                g_t[a:e] = (gt if w is None else gt * w).to(g_t.dtype)
-        out = total if weights is None else (total * weights).sum()
-        grads = [None if g is None else g.reshape(x.shape) for g, x in ((g_s, s), (g_t, t))]
-        return out, soft, hard, grads
-
-    if torch.is_grad_enabled() and (s.requires_grad or t.requires_grad):
-        out, soft, hard = _StoredGrad.apply(compute, weights is None, s, t)
-    else:
-        out, soft, hard, _ = compute([False, False])
+    cfg = _Setup(fd, 1.0 / temp, (1.0 - h) * scale, h, with_ce, offset, group,
+                 chunk_size or cd.auto_chunk(n, v_local), keep, lab, weights)
+    # No reference for double backward: it would need differentiable collectives.
+    kernel = _stored_grad.Kernel("vocab_parallel_distillation_loss",
+                                 functools.partial(_logits_forward, cfg),
+                                 per_row=weights is None)
+    out, soft, hard = _stored_grad.apply(kernel, s, t)
     return _finish(out, soft, hard, weights, batch, scale, return_components)
 
 
@@ -400,7 +358,7 @@ def vocab_parallel_fused_linear_distillation_loss(
     teacher_bias_shard: torch.Tensor | None = None,
     divergence: str | fdiv.FDivergence = "forward_kl",
     beta: float = 0.5,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     temperature: float = 1.0,
     labels: torch.Tensor | None = None,
     ignore_index: int = -100,
@@ -418,6 +376,8 @@ def vocab_parallel_fused_linear_distillation_loss(
     student_final_logit_softcapping: float | None = None,
     teacher_final_logit_softcapping: float | None = None,
     all_reduce_hidden_grad: bool = True,
+    *,
+    skew: float | None = None,
 ) -> torch.Tensor | DistillationOutput:
     r""":func:`vocab_parallel_distillation_loss` from hidden states and vocab-sharded LM heads.
 
@@ -468,96 +428,117 @@ def vocab_parallel_fused_linear_distillation_loss(
     t_scale = _check_scale(teacher_logit_scale, "teacher_logit_scale")
     s_cap = _check_cap(student_final_logit_softcapping, "student_final_logit_softcapping")
     t_cap = _check_cap(teacher_final_logit_softcapping, "teacher_final_logit_softcapping")
-    temp, h, fd, with_ce, scale = _prepare(divergence, beta, alpha, temperature, hard_weight,
-                                           reduction, chunk_size, labels, return_components,
-                                           temperature_scaling)
+    temp, h, fd, with_ce, scale = _prepare(divergence, beta, alpha, skew, temperature,
+                                           hard_weight, reduction, chunk_size, labels,
+                                           return_components, temperature_scaling)
     rank, _ = _group_info(group)
     v_local = ws.shape[0]
     offset = _offset(vocab_start_index, v_local, rank)
     batch = hs.shape[:-1]
     keep, flat_labels = token_mask(batch, hs.device, labels, mask, ignore_index)
-    hs2, ht2 = hs.reshape(-1, hs.shape[-1]), ht.reshape(-1, ht.shape[-1])
-    n = hs2.shape[0]
+    n = keep.shape[0]
     lab = flat_labels if flat_labels is not None else torch.zeros(n, dtype=torch.long,
                                                                   device=hs.device)
-    dt = _compute_dtype(hs)
+    dt = _stored_grad.compute_dtype(hs)
     masked = labels is not None or mask is not None
     weights = token_weights(keep, batch, reduction, num_items_in_batch, masked, dt)
-    cfg = _Setup(fd, 1.0 / temp, (1.0 - h) * scale, h, with_ce, offset, group)
-    chunk = chunk_size or cd.auto_chunk(n, v_local)
-
-    def head(hc, w, b, sc, cap, need):
-        """The chunk's logits in the compute dtype, and the map from their gradient to the
-        gradient of the pre-transform logits ``h W^T + b``."""
-        z_pre = hc.to(dt) @ w.t()
-        if b is not None:
-            z_pre = z_pre + b
-        if sc == 1.0 and cap is None:
-            return z_pre, (lambda g: g)
-        if not need:
-            return transform(z_pre, sc, cap), None
-        with torch.enable_grad():
-            zl = z_pre.detach().requires_grad_()
-            z = transform(zl, sc, cap)
-        return z.detach(), (lambda g: torch.autograd.grad(z, zl, g)[0])
-
-    def compute(needs):
-        need = dict(zip(("hs", "ws", "bs", "ht", "wt", "bt"), needs))
-        need_zs = need["hs"] or need["ws"] or need["bs"]
-        need_zt = need["ht"] or need["wt"] or need["bt"]
-        total = hs2.new_empty(n, dtype=dt)
-        soft = hs2.new_empty(n, dtype=dt)
-        hard = hs2.new_empty(n, dtype=dt)
-        acc = {
-            "hs": hs2.new_zeros(hs2.shape, dtype=dt) if need["hs"] else None,
-            "ws": torch.zeros(ws.shape, dtype=dt, device=ws.device) if need["ws"] else None,
-            "bs": torch.zeros(v_local, dtype=dt, device=ws.device) if need["bs"] else None,
-            "ht": ht2.new_zeros(ht2.shape, dtype=dt) if need["ht"] else None,
-            "wt": torch.zeros(wt.shape, dtype=dt, device=wt.device) if need["wt"] else None,
-            "bt": torch.zeros(v_local, dtype=dt, device=wt.device) if need["bt"] else None,
-        }
-        ws_c, wt_c = ws.to(dt), wt.to(dt)
-        bs_c = None if bs is None else bs.to(dt)
-        bt_c = None if bt is None else bt.to(dt)
-        for a in range(0, n, chunk):
-            e = min(n, a + chunk)
-            zs, back_s = head(hs2[a:e], ws_c, bs_c, s_scale, s_cap, need_zs)
-            zt, back_t = head(ht2[a:e], wt_c, bt_c, t_scale, t_cap, need_zt)
-            tc, sc, hc, gs, gt = _chunk(cfg, zs, zt, lab[a:e], keep[a:e], need_zs, need_zt)
-            total[a:e], soft[a:e], hard[a:e] = tc, sc, hc
-            w = None if weights is None else weights[a:e].unsqueeze(-1)
-            for g, back, wk, hk, bk, hc_ in (
-                (gs, back_s, ws_c, "hs", "bs", hs2[a:e]),
-                (gt, back_t, wt_c, "ht", "bt", ht2[a:e]),
-            ):
-                if g is None:
-                    continue
-                g = back(g if w is None else g * w)
-                wkey = "ws" if hk == "hs" else "wt"
-                if acc[hk] is not None:
-                    acc[hk][a:e] = g @ wk
-                if acc[wkey] is not None:
-                    acc[wkey] += g.t() @ hc_.to(dt)
-                if acc[bk] is not None:
-                    acc[bk] += g.sum(0)
-        for hk in ("hs", "ht"):
-            if acc[hk] is not None and all_reduce_hidden_grad:
-                dist.all_reduce(acc[hk], op=dist.ReduceOp.SUM, group=group)
-        out = total if weights is None else (total * weights).sum()
-        srcs = {"hs": hs, "ws": ws, "bs": bs, "ht": ht, "wt": wt, "bt": bt}
-        grads = [None if acc[k] is None else acc[k].reshape(srcs[k].shape).to(srcs[k].dtype)
-                 for k in ("hs", "ws", "bs", "ht", "wt", "bt")]
-        return out, soft, hard, grads
-
+    cfg = _Setup(fd, 1.0 / temp, (1.0 - h) * scale, h, with_ce, offset, group,
+                 chunk_size or cd.auto_chunk(n, v_local), keep, lab, weights)
+    heads = _Heads(s_scale, s_cap, t_scale, t_cap, all_reduce_hidden_grad)
     inputs = (hs, ws, bs, ht, wt, bt)
-    if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in inputs):
-        if weights is None:
-            raise ValueError(
-                "reduction='none' gives values only in the fused-linear loss (the weight "
-                "gradient sums over tokens); use 'mean', 'sum' or 'batchmean'"
-            )
-        out, soft, hard = _StoredGrad.apply(compute, False, *inputs)
-    else:
-        out, soft, hard, _ = compute([False] * 6)
+    if (weights is None and torch.is_grad_enabled()
+            and any(x is not None and x.requires_grad for x in inputs)):
+        raise ValueError(
+            "reduction='none' gives values only in the fused-linear loss (the weight "
+            "gradient sums over tokens); use 'mean', 'sum' or 'batchmean'"
+        )
+    kernel = _stored_grad.Kernel("vocab_parallel_fused_linear_distillation_loss",
+                                 functools.partial(_fused_forward, cfg, heads))
+    out, soft, hard = _stored_grad.apply(kernel, *inputs)
     return _finish(out, soft, hard, weights, batch, scale, return_components)
 
+
+@dataclass(frozen=True)
+class _Heads:
+    """The LM heads' logit transforms, and whether to all-reduce the hidden states' gradient."""
+
+    s_scale: float
+    s_cap: float | None
+    t_scale: float
+    t_cap: float | None
+    all_reduce_hidden_grad: bool
+
+
+def _head(hc, w, b, sc, cap, need, dt):
+    """The chunk's logits in the compute dtype, and the map from their gradient to the
+    gradient of the pre-transform logits ``h W^T + b``."""
+    z_pre = hc.to(dt) @ w.t()
+    if b is not None:
+        z_pre = z_pre + b
+    if sc == 1.0 and cap is None:
+        return z_pre, (lambda g: g)
+    if not need:
+        return transform(z_pre, sc, cap), None
+    with torch.enable_grad():
+        zl = z_pre.detach().requires_grad_()
+        z = transform(zl, sc, cap)
+    return z.detach(), (lambda g: torch.autograd.grad(z, zl, g)[0])
+
+
+def _fused_forward(cfg: _Setup, heads: _Heads, needs, hs, ws, bs, ht, wt, bt):
+    """The :class:`~divergences._stored_grad.Kernel` forward of the fused-linear loss."""
+    keys = ("hs", "ws", "bs", "ht", "wt", "bt")
+    srcs = dict(zip(keys, (hs, ws, bs, ht, wt, bt)))
+    need = dict(zip(keys, needs))
+    need_zs = need["hs"] or need["ws"] or need["bs"]
+    need_zt = need["ht"] or need["wt"] or need["bt"]
+    dt = _stored_grad.compute_dtype(hs)
+    hs2, ht2 = hs.reshape(-1, hs.shape[-1]), ht.reshape(-1, ht.shape[-1])
+    n, v_local = hs2.shape[0], ws.shape[0]
+    total = hs2.new_empty(n, dtype=dt)
+    soft = hs2.new_empty(n, dtype=dt)
+    hard = hs2.new_empty(n, dtype=dt)
+    acc = {
+        "hs": hs2.new_zeros(hs2.shape, dtype=dt) if need["hs"] else None,
+        "ws": torch.zeros(ws.shape, dtype=dt, device=ws.device) if need["ws"] else None,
+        "bs": torch.zeros(v_local, dtype=dt, device=ws.device) if need["bs"] else None,
+        "ht": ht2.new_zeros(ht2.shape, dtype=dt) if need["ht"] else None,
+        "wt": torch.zeros(wt.shape, dtype=dt, device=wt.device) if need["wt"] else None,
+        "bt": torch.zeros(v_local, dtype=dt, device=wt.device) if need["bt"] else None,
+    }
+    ws_c, wt_c = ws.detach().to(dt), wt.detach().to(dt)
+    bs_c = None if bs is None else bs.detach().to(dt)
+    bt_c = None if bt is None else bt.detach().to(dt)
+    for a in range(0, n, cfg.chunk):
+        e = min(n, a + cfg.chunk)
+        k_c = cfg.keep[a:e]
+        # Dropped tokens leave by selection, before any product over tokens: a NaN in
+        # their hidden states cannot reach the weights' gradients.
+        hs_c = _stored_grad.select_rows(k_c, hs2[a:e].detach().to(dt))
+        ht_c = _stored_grad.select_rows(k_c, ht2[a:e].detach().to(dt))
+        zs, back_s = _head(hs_c, ws_c, bs_c, heads.s_scale, heads.s_cap, need_zs, dt)
+        zt, back_t = _head(ht_c, wt_c, bt_c, heads.t_scale, heads.t_cap, need_zt, dt)
+        w = None if cfg.weights is None else cfg.weights[a:e]
+        tc, sc, hc, gs, gt = _chunk(cfg, zs, zt, cfg.labels[a:e], k_c, w, need_zs, need_zt)
+        total[a:e], soft[a:e], hard[a:e] = tc, sc, hc
+        for g, back, wk, hk, wkey, bk, h_c in (
+            (gs, back_s, ws_c, "hs", "ws", "bs", hs_c),
+            (gt, back_t, wt_c, "ht", "wt", "bt", ht_c),
+        ):
+            if g is None:
+                continue
+            g = back(g)
+            if acc[hk] is not None:
+                acc[hk][a:e] = g @ wk
+            if acc[wkey] is not None:
+                acc[wkey] += g.t() @ h_c
+            if acc[bk] is not None:
+                acc[bk] += g.sum(0)
+    for hk in ("hs", "ht"):
+        if acc[hk] is not None and heads.all_reduce_hidden_grad:
+            dist.all_reduce(acc[hk], op=dist.ReduceOp.SUM, group=cfg.group)
+    out = total if cfg.weights is None else (total * cfg.weights).sum()
+    grads = [None if acc[k] is None
+             else acc[k].reshape(srcs[k].shape).to(_stored_grad.store_dtype(srcs[k]))
+             for k in keys]
+    return out, (soft, hard), grads

@@ -60,7 +60,7 @@ def check(div, kw, *, temperature=1.0, reduction="mean", hard_weight=0.0, chunk=
     ref_leaves = [x.clone().requires_grad_() for x in (hs, ws, bs) if x is not None]
     zs = logits(ref_leaves[0], ref_leaves[1], ref_leaves[2] if bias else None, s_scale, s_cap)
     zt = logits(ht, wt, bt, t_scale, t_cap)
-    fd = resolve_divergence(div, kw.get("beta", 0.5), kw.get("alpha", 0.1))
+    fd = resolve_divergence(div, kw.get("beta", 0.5), kw.get("alpha"), kw.get("skew"))
     total, _, _ = per_token(zs, zt, fd, temperature=temperature, labels=lab, mask=mask,
                             hard_weight=hard_weight)
     ref = reduce(total, keep_mask((B, T), lab, mask), reduction, True)
@@ -74,8 +74,8 @@ def check(div, kw, *, temperature=1.0, reduction="mean", hard_weight=0.0, chunk=
 
 
 NAMED = [("forward_kl", {}), ("reverse_kl", {}), ("js", {"beta": 0.5}), ("js", {"beta": 0.0}),
-         ("js", {"beta": 1.0}), ("js", {"beta": 0.2}), ("skew_forward_kl", {"alpha": 0.1}),
-         ("skew_reverse_kl", {"alpha": 0.3}), ("tv", {})]
+         ("js", {"beta": 1.0}), ("js", {"beta": 0.2}), ("skew_forward_kl", {"skew": 0.1}),
+         ("skew_reverse_kl", {"skew": 0.3}), ("tv", {})]
 
 
 @pytest.mark.parametrize(("div", "kw"), NAMED, ids=lambda x: str(x))
@@ -87,7 +87,8 @@ def test_named_divergences_odd_tiles(div, kw):
 @pytest.mark.parametrize("name", [n for n in fdiv.names()
                                   if n not in ("kl", "reverse_kl", "js", "tv")])
 def test_every_registry_member(name):
-    kw = {"alpha": 0.3} if name in ("alpha", "skew_kl", "skew_reverse_kl") else {}
+    kw = ({"alpha": 0.3} if name == "alpha"
+          else {"skew": 0.3} if name in ("skew_kl", "skew_reverse_kl") else {})
     check(name, kw, temperature=1.3, chunk=7, tile=50)
 
 

@@ -9,8 +9,11 @@ are computed together in float32: in closed form when the row function offers it
 :meth:`~divergences.fdiv.FDivergence.terms_and_partial`), otherwise by ``torch.autograd.grad``
 on the chunk (:func:`torch.func.vjp` under ``torch.compile``); only the per-token values
 (O(N)) and the
-gradient (the one unavoidable N x V tensor, in the input's dtype) are kept. The backward pass
-scales the stored gradient by the upstream gradient, in place.
+gradient (the one unavoidable N x V tensor) are kept. The stored-gradient rules (dtype,
+masking, backward, double backward) are :mod:`divergences._stored_grad`'s; the distillation
+gradient itself, ``c (a - q S) / T + h (softmax - onehot)``, has its one home here
+(:func:`soft_grad_`, :func:`hard_grad_`, :func:`sub_onehot_`), shared with the fused-linear
+and vocabulary-parallel paths.
 
 The chunk loop has no data-dependent control flow and, off the CPU, no host synchronisation
 (on CPU tensors, where reading a value back costs nothing, the closed form looks once per
@@ -25,10 +28,11 @@ The divergence terms come from the registry (:func:`divergences.fdiv.evaluate` w
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
-from .. import fdiv
+from .. import _stored_grad, fdiv
 
 # Rows per chunk. A chunk's closed-form gradient needs about 8 float32 temporaries of chunk x V
 # (the autograd fallback, for members without closed-form partials, about 26), so a chunk of
@@ -40,11 +44,6 @@ from .. import fdiv
 CHUNK_FRACTION = 256
 MIN_CHUNK_ELEMENTS = 1 << 16
 MAX_CHUNK_ELEMENTS = 1 << 20
-
-# The backward pass scales the stored gradient in place and hands it on (no second N x V
-# buffer); a second backward through the same graph is then an error. Tests that need repeated
-# backward passes (gradcheck) switch this off.
-INPLACE_BACKWARD = True
 
 RowFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -65,6 +64,70 @@ def evaluate(fd: fdiv.FDivergence, lp: torch.Tensor, lq: torch.Tensor) -> torch.
 
 
 # --------------------------------------------------------------------------------------------
+# The distillation gradient: its one home (dense, fused-linear and vocab-parallel paths)
+# --------------------------------------------------------------------------------------------
+
+
+def soft_grad_(a: torch.Tensor, q: torch.Tensor, s_sum: torch.Tensor,
+               c: torch.Tensor) -> torch.Tensor:
+    r"""``c (a - q S)``, in place in ``a``: the soft part of the gradient wrt the logits.
+
+    With ``a = d terms / d log q`` (:meth:`~divergences.fdiv.FDivergence.terms_and_partial`),
+    ``q`` the student's probabilities at temperature ``T`` and ``S = sum_v a_v`` (over the
+    whole vocabulary: the ``- q S`` is the derivative of the log-normaliser), the derivative
+    of ``D`` with respect to the logits is ``(a - q S) / T``; ``c`` carries ``w / T`` per
+    row (the loss weight, the reduction's weight, 0 where the registry clamped ``D`` at 0).
+    The teacher's is the same with ``b = terms - a`` (:func:`teacher_partial`) and ``p``.
+    ``s_sum`` and ``c`` broadcast against ``a`` (a column per row, or a row per column for
+    vocabulary-major tiles).
+    """
+    return a.addcmul_(q, s_sum, value=-1.0).mul_(c)
+
+
+def teacher_partial(terms: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``d terms / d log p = terms - a`` (1-homogeneity), 0 where a term is infinite."""
+    zero = torch.zeros((), dtype=terms.dtype, device=terms.device)
+    return torch.where(torch.isfinite(terms), terms - a, zero)
+
+
+def hard_grad_(g: torch.Tensor, q1: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Adds ``c softmax(z)`` (the cross-entropy's softmax part, ``q1`` at temperature 1) to
+    ``g`` in place; :func:`sub_onehot_` adds the ``- c onehot(label)`` part."""
+    return g.addcmul_(q1, c)
+
+
+def sub_onehot_(g: torch.Tensor, labels: torch.Tensor, c: torch.Tensor, dim: int = -1):
+    """Subtracts ``c`` at each row's label (``labels`` one per row along the other axis)."""
+    return g.scatter_add_(dim, labels.unsqueeze(dim), (-c).reshape(labels.unsqueeze(dim).shape))
+
+
+def nan_rows(values: torch.Tensor, *logs: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``values`` with NaN in each row where one of ``logs`` has a NaN in its first entry.
+
+    A normalised log-probability row (``log_softmax``, ``z - logsumexp(z)``) is NaN
+    everywhere as soon as one logit is NaN, so the first entry tells; 0-d ``logs`` (a
+    row's log-normaliser) are read as they are. The divergence must not read a NaN as zero
+    mass: a NaN input gives a NaN loss.
+    """
+    bad = None
+    for x in logs:
+        first = x.select(dim, 0) if x.ndim == values.ndim + 1 else x
+        b = torch.isnan(first)
+        bad = b if bad is None else bad | b
+    if bad is None:
+        return values
+    return torch.where(bad, torch.full((), torch.nan, dtype=values.dtype,
+                                       device=values.device), values)
+
+
+def row_coef(w: float, row_weight: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """``w`` times the per-row weight (or ``w`` on every row): a (c,) tensor like ``like``."""
+    if row_weight is None:
+        return torch.full(like.shape, w, dtype=like.dtype, device=like.device)
+    return row_weight.to(like.dtype) * w
+
+
+# --------------------------------------------------------------------------------------------
 # The chunk kernel
 # --------------------------------------------------------------------------------------------
 
@@ -78,14 +141,19 @@ def chunk_values_and_grads(
     w_soft: float,
     w_hard: float,
     need_student_grad: bool = True,
+    row_weight: torch.Tensor | None = None,
+    out: Sequence[torch.Tensor | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
-    """Values and float32 gradients of one chunk.
+    """Values and gradients of one chunk.
 
     ``fn(student_f32, *others) -> (soft, hard)`` maps a chunk of rows to two per-row values;
     the per-row loss is ``w_soft * soft + w_hard * hard``, zero where ``keep`` is false.
-    Returns ``(total, soft, hard, grads)`` with ``grads[0]`` the gradient of the chunk's summed
-    loss with respect to ``student`` and ``grads[1 + i]`` that for ``others[i]`` when
-    ``diff[i]`` (float32, zero rows where ``keep`` is false; ``None`` where not asked for).
+    Returns ``(total, soft, hard, grads)`` with ``grads[0]`` the gradient of the chunk's
+    ``sum(row_weight * total)`` (``row_weight`` ones when ``None``) with respect to
+    ``student`` and ``grads[1 + i]`` that for ``others[i]`` when ``diff[i]`` (zero rows
+    where ``keep`` is false, by selection; ``None`` where not asked for). They are written
+    into ``out[...]`` (aligned with ``grads``) when given, else returned in float32 (float64
+    for float64 inputs).
     """
     s32 = student.to(torch.float32) if student.dtype != torch.float64 else student
     diff_idx = [i for i, d in enumerate(diff) if d]
@@ -93,7 +161,6 @@ def chunk_values_and_grads(
         others[i].to(torch.float32) if others[i].dtype != torch.float64 else others[i]
         for i in diff_idx
     ]
-    keep_row = keep.unsqueeze(-1)
 
     def combined(*prim: torch.Tensor):
         args = list(others)
@@ -104,9 +171,9 @@ def chunk_values_and_grads(
         return total, (soft, hard)
 
     closed_form = getattr(fn, "values_and_grads", None)
+    grads: list[torch.Tensor | None] = [None] * (1 + len(others))
     if not need_student_grad and not diff_idx:
         total, (soft, hard) = combined(*primals)
-        grads: list[torch.Tensor | None] = [None] * (1 + len(others))
     else:
         if closed_form is not None:
             # The row function knows its own gradient: no autograd graph, a handful of
@@ -114,14 +181,13 @@ def chunk_values_and_grads(
             args = [primals[1 + diff_idx.index(i)] if i in diff_idx else o
                     for i, o in enumerate(others)]
             total, soft, hard, raw = closed_form(s32, args, w_soft, w_hard, need_student_grad,
-                                                 diff_idx)
+                                                 diff_idx, row_weight)
         else:
-            total, soft, hard, raw = _vjp(combined, primals)
-        zero = torch.zeros((), dtype=total.dtype, device=total.device)
-        grads = [torch.where(keep_row, raw[0], zero) if need_student_grad else None]
-        grads += [None] * len(others)
-        for j, i in enumerate(diff_idx):
-            grads[1 + i] = torch.where(keep_row, raw[1 + j], zero)
+            total, soft, hard, raw = _vjp(combined, primals, row_weight)
+        slots = ([0] if need_student_grad else []) + [1 + i for i in diff_idx]
+        for k in slots:
+            r = raw[0] if k == 0 else raw[1 + diff_idx.index(k - 1)]
+            grads[k] = _stored_grad.select_rows(keep, r, out=None if out is None else out[k])
     zero_v = torch.zeros((), dtype=total.dtype, device=total.device)
     return (
         torch.where(keep, total, zero_v),
@@ -131,107 +197,100 @@ def chunk_values_and_grads(
     )
 
 
-def _vjp(combined, primals):
-    """Values and the vector-Jacobian product with ones: ``torch.autograd.grad`` in eager mode
-    (cheap, and no import of the compiler stack), ``torch.func.vjp`` under ``torch.compile``
-    (which traces it without a graph break)."""
+def _vjp(combined, primals, row_weight):
+    """Values and the vector-Jacobian product with the row weights (ones without):
+    ``torch.autograd.grad`` in eager mode (cheap, and no import of the compiler stack),
+    ``torch.func.vjp`` under ``torch.compile`` (which traces it without a graph break)."""
     if torch.compiler.is_compiling():
         total, vjp_fn, (soft, hard) = torch.func.vjp(combined, *primals, has_aux=True)
-        return total, soft, hard, vjp_fn(torch.ones_like(total))
+        return total, soft, hard, vjp_fn(_cotangent(total, row_weight))
     with torch.enable_grad():
         prim = [p.detach().requires_grad_() for p in primals]
         total, (soft, hard) = combined(*prim)
-        raw = torch.autograd.grad(total, prim, torch.ones_like(total), allow_unused=True,
-                                  materialize_grads=True)
+        raw = torch.autograd.grad(total, prim, _cotangent(total, row_weight),
+                                  allow_unused=True, materialize_grads=True)
     return total.detach(), soft.detach(), hard.detach(), raw
 
 
-def _out_dtype(t: torch.Tensor) -> torch.dtype:
-    return torch.float64 if t.dtype == torch.float64 else torch.float32
+def _cotangent(total: torch.Tensor, row_weight: torch.Tensor | None) -> torch.Tensor:
+    return torch.ones_like(total) if row_weight is None else row_weight.to(total.dtype)
 
 
-def _values_only(fn, chunk, w_soft, w_hard, keep, student, others):
-    n = student.shape[0]
-    dt = _out_dtype(student)
-    total = student.new_empty(n, dtype=dt)
-    soft = student.new_empty(n, dtype=dt)
-    hard = student.new_empty(n, dtype=dt)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        t_c, s_c, h_c, _ = chunk_values_and_grads(
-            fn, student[s:e], [o[s:e] for o in others], [False] * len(others), keep[s:e],
-            w_soft, w_hard, need_student_grad=False,
-        )
-        total[s:e] = t_c.to(dt)
-        soft[s:e] = s_c.to(dt)
-        hard[s:e] = h_c.to(dt)
-    return total, soft, hard
+@dataclass(frozen=True)
+class ChunkPlan:
+    """What stays fixed over the chunks of one :func:`chunked_loss` call.
 
+    ``others`` are the row-aligned non-differentiable arguments of ``fn`` (flattened to
+    ``N`` rows); ``diff_at`` the positions, among ``fn``'s arguments after the student,
+    of the differentiable ones, which are the kernel's inputs after the student.
+    """
 
-class _ChunkedLoss(torch.autograd.Function):
-    """``(out, soft, hard)``: ``out`` is the per-token total, or with ``weights`` the scalar
-    ``sum(weights * total)``; only ``out`` is differentiable."""
+    fn: RowFn
+    chunk: int
+    w_soft: float
+    w_hard: float
+    keep: torch.Tensor
+    weights: torch.Tensor | None
+    others: tuple[torch.Tensor | None, ...]
+    diff_at: tuple[int, ...]
+    name: str
 
-    @staticmethod
-    def forward(ctx, fn, chunk, w_soft, w_hard, diff, keep, weights, student, *others):
-        n = student.shape[0]
-        dt = _out_dtype(student)
-        need_s = ctx.needs_input_grad[7]
-        need_o = [bool(d) and ctx.needs_input_grad[8 + i] for i, d in enumerate(diff)]
-        total = student.new_empty(n, dtype=dt)
-        soft = student.new_empty(n, dtype=dt)
-        hard = student.new_empty(n, dtype=dt)
-        g_s = torch.empty_like(student) if need_s else None
-        g_o = [torch.empty_like(o) if need else None for o, need in zip(others, need_o)]
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            t_c, s_c, h_c, grads = chunk_values_and_grads(
-                fn, student[s:e], [o[s:e] for o in others], need_o, keep[s:e], w_soft, w_hard,
-                need_student_grad=need_s,
+    def args(self, diff_inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        n = self.keep.shape[0]
+        args = list(self.others)
+        for i, x in zip(self.diff_at, diff_inputs):
+            args[i] = x.reshape(n, -1)
+        return args
+
+    def forward(self, needs, student, *diff_inputs):
+        n = self.keep.shape[0]
+        s2 = student.reshape(n, -1)
+        others = self.args(diff_inputs)
+        diff = [False] * len(others)
+        for i, need in zip(self.diff_at, needs[1:]):
+            diff[i] = need
+        need_s = needs[0]
+        dt = _stored_grad.compute_dtype(student)
+        total = s2.new_empty(n, dtype=dt)
+        soft = s2.new_empty(n, dtype=dt)
+        hard = s2.new_empty(n, dtype=dt)
+        g_s = _stored_grad.new_grad(student) if need_s else None
+        g_o = [_stored_grad.new_grad(x) if need else None
+               for x, need in zip(diff_inputs, needs[1:])]
+        bufs: list[torch.Tensor | None] = [None if g_s is None else g_s.view(n, -1)]
+        bufs += [None] * len(others)
+        for i, g in zip(self.diff_at, g_o):
+            bufs[1 + i] = None if g is None else g.view(n, -1)
+        for s in range(0, n, self.chunk):
+            e = min(n, s + self.chunk)
+            # With weights, the reduction's weight is folded into each row's gradient before
+            # its one rounding to the stored dtype: the backward pass multiplies by the
+            # upstream gradient only.
+            t_c, s_c, h_c, _ = chunk_values_and_grads(
+                self.fn, s2[s:e], [o[s:e] for o in others], diff, self.keep[s:e],
+                self.w_soft, self.w_hard, need_student_grad=need_s,
+                row_weight=None if self.weights is None else self.weights[s:e],
+                out=[None if b is None else b[s:e] for b in bufs],
             )
-            total[s:e] = t_c.to(dt)
-            soft[s:e] = s_c.to(dt)
-            hard[s:e] = h_c.to(dt)
-            # With weights the reduction is folded in before the (single) rounding to the
-            # input's dtype; the backward then only multiplies by the upstream scalar.
-            w = None if weights is None else weights[s:e].unsqueeze(-1).to(grads[0].dtype
-                                                                             if need_s else dt)
-            if g_s is not None:
-                g_s[s:e] = (grads[0] if w is None else grads[0] * w).to(g_s.dtype)
-            for i, g in enumerate(g_o):
-                if g is not None:
-                    gi = grads[1 + i]
-                    g[s:e] = (gi if w is None else gi * w.to(gi.dtype)).to(g.dtype)
-        out = total if weights is None else (total * weights.to(dt)).sum()
-        ctx.mark_non_differentiable(soft, hard)
-        ctx.per_token = weights is None
-        # Kept as attributes, not saved tensors: the backward hands each buffer on as the
-        # gradient and drops its own reference, so AccumulateGrad can adopt it without a copy.
-        ctx.grads = [g_s, *g_o]
-        return out, soft, hard
+            total[s:e] = t_c
+            soft[s:e] = s_c
+            hard[s:e] = h_c
+        out = total if self.weights is None else (total * self.weights.to(dt)).sum()
+        return out, (soft, hard), [g_s, *g_o]
 
-    @staticmethod
-    def backward(ctx, go, go_soft, go_hard):
-        grads = ctx.grads
-        if grads is None:
-            raise RuntimeError(
-                "backward through a chunked distillation loss ran twice: its stored gradient "
-                "is scaled in place and released by the first backward (retain_graph=True "
-                "does not keep it); recompute the loss instead"
-            )
-        scale = go.unsqueeze(-1) if ctx.per_token else go
-        out = []
-        for g in grads:
-            if g is None:
-                out.append(None)
-                continue
-            factor = scale.to(torch.float32 if g.dtype != torch.float64 else g.dtype)
-            # In place: the buffer is this Function's own. For half dtypes the product is
-            # formed in float32 and rounded once (exact when go == 1).
-            out.append(g.mul_(factor) if INPLACE_BACKWARD else (g * factor).to(g.dtype))
-        if INPLACE_BACKWARD:
-            ctx.grads = None
-        return (None, None, None, None, None, None, None, *out)
+    def reference(self, student, *diff_inputs):
+        """The same output from plain differentiable torch operations (double backward)."""
+        n = self.keep.shape[0]
+        others = self.args([_compute(x) for x in diff_inputs])
+        soft, hard = self.fn(_compute(student.reshape(n, -1)), *others)
+        total = soft * self.w_soft + hard * self.w_hard
+        total = torch.where(self.keep, total, torch.zeros((), dtype=total.dtype,
+                                                          device=total.device))
+        return total if self.weights is None else (total * self.weights.to(total.dtype)).sum()
+
+
+def _compute(x: torch.Tensor) -> torch.Tensor:
+    return x.to(_stored_grad.compute_dtype(x))
 
 
 def chunked_loss(
@@ -245,20 +304,25 @@ def chunked_loss(
     w_hard: float,
     chunk: int,
     weights: torch.Tensor | None = None,
+    name: str = "a chunked distillation loss",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(out, soft, hard)`` for 2-D ``student`` (N, V) and row-aligned ``others``.
+    """``(out, soft, hard)`` for ``student`` (..., V) with ``N`` rows and row-aligned
+    ``others`` (each ``(N, ...)``, or with ``diff[i]`` any shape with ``N`` rows).
 
     Per row, ``total = w_soft * soft + w_hard * hard`` (zero where ``keep`` is false);
     ``out`` is ``total`` (N,) or, given ``weights`` (N,), the scalar ``sum(weights * total)``.
     ``out`` is differentiable with respect to ``student`` and each ``others[i]`` with
-    ``diff[i]``, through the stored-gradient Function when a gradient is needed; ``soft``
+    ``diff[i]``, through :mod:`divergences._stored_grad` (pass the caller's own tensors, not
+    reshaped copies: a second backward pass and double backward find them there); ``soft``
     and ``hard`` (per row) are values only.
     """
-    others = list(others)
-    wants = student.requires_grad or any(o.requires_grad for o, d in zip(others, diff) if d)
-    if not (torch.is_grad_enabled() and wants):
-        total, soft, hard = _values_only(fn, chunk, w_soft, w_hard, keep, student, others)
-        out = total if weights is None else (total * weights.to(total.dtype)).sum()
-        return out, soft, hard
-    return _ChunkedLoss.apply(fn, chunk, w_soft, w_hard, tuple(diff), keep, weights, student,
-                              *others)
+    diff_at = tuple(i for i, d in enumerate(diff) if d)
+    plan = ChunkPlan(
+        fn=fn, chunk=chunk, w_soft=w_soft, w_hard=w_hard, keep=keep, weights=weights,
+        others=tuple(None if d else o for o, d in zip(others, diff)), diff_at=diff_at,
+        name=name,
+    )
+    kernel = _stored_grad.Kernel(name, plan.forward, reference=plan.reference,
+                                 per_row=weights is None)
+    out, soft, hard = _stored_grad.apply(kernel, student, *(others[i] for i in diff_at))
+    return out, soft, hard

@@ -8,6 +8,7 @@ the inputs, builds the per-chunk row function and applies the reduction.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import torch
@@ -35,30 +36,82 @@ class DistillationOutput(NamedTuple):
     cross_entropy: torch.Tensor
 
 
+# Loss names whose registry member takes a mixture weight (``skew=``), and that member.
+SKEWED = {"skew_forward_kl": "skew_kl", "skew_kl": "skew_kl",
+          "skew_reverse_kl": "skew_reverse_kl"}
+DEFAULT_SKEW = 0.1
+VOCAB_MODES = ("error", "pad", "truncate")
+
+
 def resolve_divergence(
-    divergence: str | fdiv.FDivergence, beta: float = 0.5, alpha: float = 0.1
+    divergence: str | fdiv.FDivergence,
+    beta: float = 0.5,
+    alpha: float | None = None,
+    skew: float | None = None,
+    *,
+    stacklevel: int = 3,
 ) -> fdiv.FDivergence:
     """The registry member that gives ``divergence`` as ``D_f(teacher || student)``.
 
     ``forward_kl`` -> ``kl``; ``reverse_kl`` -> ``reverse_kl``; ``js`` -> ``js(beta)`` with
     ``beta = 0`` giving ``kl`` and ``beta = 1`` giving ``reverse_kl`` (TRL's endpoints);
-    ``skew_forward_kl`` -> ``skew_kl(alpha)``; ``skew_reverse_kl`` ->
-    ``skew_reverse_kl(alpha)``; ``tv``; any other registry name (``alpha`` takes ``alpha``),
-    or an :class:`~divergences.fdiv.FDivergence` as is.
+    ``skew_forward_kl`` (or ``skew_kl``) -> ``skew_kl`` and ``skew_reverse_kl`` ->
+    ``skew_reverse_kl``, with mixture weight ``skew`` in [0, 1] (default 0.1); ``alpha`` ->
+    the alpha-divergence of order ``alpha`` (any real order the registry takes; default
+    0.5); ``tv``; any other registry name, or an :class:`~divergences.fdiv.FDivergence` as
+    is. ``alpha`` is an order, never a mixture weight: ``alpha=`` given for a skew
+    divergence is read as ``skew=`` with a ``DeprecationWarning`` (for one release). An
+    argument that cannot apply (``alpha`` or ``skew`` for another divergence) is an error.
 
     >>> resolve_divergence("js", beta=0.0).name
     'kl'
-    >>> resolve_divergence("skew_forward_kl", alpha=0.1).params
-    {'alpha': 0.1}
+    >>> resolve_divergence("alpha", alpha=2.0).params
+    {'alpha': 2.0}
+    >>> fd = resolve_divergence("skew_forward_kl", skew=0.2)
+    >>> fd.name, list(fd.params.values())
+    ('skew_kl', [0.2])
     """
     if isinstance(divergence, fdiv.FDivergence):
+        if alpha is not None or skew is not None:
+            raise ValueError(
+                "alpha and skew cannot be given with an FDivergence instance: its parameters "
+                "are fixed; build it with fdiv.get(name, ...) instead"
+            )
         return divergence
     if not isinstance(divergence, str):
         raise TypeError(
             f"divergence must be a name or an FDivergence; got {type(divergence).__name__}"
         )
     b = check_range(beta, "beta", 0.0, 1.0)
-    a = check_range(alpha, "alpha", 0.0, 1.0)
+    if divergence in SKEWED:
+        if alpha is not None:
+            if skew is not None:
+                raise ValueError(
+                    "give the skew divergences' mixture weight as skew= only; alpha= is its "
+                    "deprecated spelling"
+                )
+            warnings.warn(
+                f"alpha= as the mixture weight of {divergence!r} is deprecated and will be "
+                "removed in the next release; use skew= (alpha is the order of the "
+                "alpha-divergence)",
+                DeprecationWarning, stacklevel=stacklevel,
+            )
+            w = check_range(alpha, "alpha", 0.0, 1.0)
+        else:
+            w = check_range(DEFAULT_SKEW if skew is None else skew, "skew", 0.0, 1.0)
+        return skew_member(SKEWED[divergence], w)
+    if skew is not None:
+        raise ValueError(
+            f"skew applies to the skew divergences ({', '.join(map(repr, SKEWED))}) only; "
+            f"got divergence={divergence!r}"
+        )
+    if divergence == "alpha":
+        return fdiv.get("alpha") if alpha is None else fdiv.get("alpha", alpha=alpha)
+    if alpha is not None:
+        raise ValueError(
+            "alpha is the order of divergence='alpha' and applies to it only; got "
+            f"divergence={divergence!r}"
+        )
     if divergence == "forward_kl":
         return fdiv.get("kl")
     if divergence == "reverse_kl":
@@ -69,12 +122,6 @@ def resolve_divergence(
         if b == 1.0:
             return fdiv.get("reverse_kl")
         return fdiv.get("js", beta=b)
-    if divergence == "skew_forward_kl":
-        return fdiv.get("skew_kl", alpha=a)
-    if divergence == "skew_reverse_kl":
-        return fdiv.get("skew_reverse_kl", alpha=a)
-    if divergence in ("alpha", "skew_kl"):
-        return fdiv.get(divergence, alpha=a)
     try:
         return fdiv.get(divergence)
     except ValueError:
@@ -82,6 +129,75 @@ def resolve_divergence(
             f"divergence must be one of {', '.join(map(repr, DIVERGENCES))} or a registry "
             f"name ({', '.join(fdiv.names())}); got {divergence!r}"
         ) from None
+
+
+def _registry_skew_keyword() -> str:
+    # Asked once, at import (catch_warnings does not trace under torch.compile).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fdiv.get("skew_kl", skew=0.1)
+        except TypeError:
+            return "alpha"
+    return "skew"
+
+
+_SKEW_KEYWORD = _registry_skew_keyword()
+
+
+def skew_member(name: str, w: float) -> fdiv.FDivergence:
+    """``fdiv.get(name, skew=w)``, or with the registry's older spelling ``alpha=w``.
+
+    The registry is renaming the skew members' mixture weight from ``alpha`` to ``skew``;
+    whichever it takes is passed, so no deprecation warning of its own reaches the user.
+    """
+    return fdiv.get(name, **{_SKEW_KEYWORD: w})
+
+
+def resolve_vocab(vocab: str | None, pad_vocab: bool) -> str:
+    """``vocab`` (``"error" | "pad" | "truncate"``), with ``pad_vocab=True`` meaning ``"pad"``."""
+    if vocab is None:
+        return "pad" if pad_vocab else "error"
+    check_choice(vocab, "vocab", VOCAB_MODES)
+    if pad_vocab and vocab != "pad":
+        raise ValueError(f"pad_vocab=True contradicts vocab={vocab!r}; give vocab only")
+    return vocab
+
+
+def check_vocab(mode: str, vs: int, vt: int, names: tuple[str, str]) -> None:
+    """Different vocabulary sizes need ``vocab="pad"`` or ``"truncate"``."""
+    if vs != vt and mode == "error":
+        raise ValueError(
+            f"vocabulary sizes differ: {names[0]} has V={vs}, {names[1]} has V={vt}; pass "
+            "vocab='truncate' to compare them on the shared first min(V) entries, each "
+            "renormalised there (a teacher whose head has padding rows), or vocab='pad' "
+            "(pad_vocab=True) to pad the smaller one with zero mass"
+        )
+
+
+def check_padding(fd: fdiv.FDivergence, vs: int, vt: int, student_extra: Any,
+                  teacher_extra: Any, names: tuple[str, str]) -> None:
+    """With ``vocab="pad"``, an error where padding makes every token's divergence ``inf``.
+
+    Padding one side with zero mass where the other has mass gives ``inf`` wherever the
+    divergence's limit there is infinite (``slope_inf`` when the student is padded: forward
+    KL; ``f0`` when the teacher is: reverse KL). ``student_extra()`` / ``teacher_extra()``
+    say whether the larger side has mass on its extra entries (a host read, skipped under
+    ``torch.compile``).
+    """
+    if vs == vt or torch.compiler.is_compiling():
+        return
+    if vt > vs and math.isinf(fd.slope_inf) and teacher_extra():
+        side, small, big, lim = names[0], vs, vt, "the teacher has mass there"
+    elif vs > vt and math.isinf(fd.f0) and student_extra():
+        side, small, big, lim = names[1], vt, vs, "the student has mass there"
+    else:
+        return
+    raise ValueError(
+        f"vocab='pad' pads {side} from V={small} to V={big} with zero mass, but {lim}, so "
+        f"{fd.name} is inf for every token; use vocab='truncate' to drop the {big - small} "
+        "extra entries and renormalise over the shared vocabulary, or give them -inf logits"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,40 +312,57 @@ def pad_last(x: torch.Tensor, v: int) -> torch.Tensor:
 
 class _DenseRows:
     """Row function of :func:`distillation_loss`: ``(soft, hard)`` per row of a chunk, and the
-    same values with their gradients in closed form (:meth:`values_and_grads`)."""
+    same values with their gradients in closed form (:meth:`values_and_grads`).
 
-    def __init__(self, fd: fdiv.FDivergence, temperature: float, with_ce: bool):
+    ``vocab``: ``"pad"`` pads the narrower logits with ``-inf`` (zero mass) to the wider
+    width, ``"truncate"`` keeps the first ``min(V_s, V_t)`` columns of both (renormalised by
+    the log-softmax over them); the cross-entropy always uses the student's whole
+    vocabulary.
+    """
+
+    def __init__(self, fd: fdiv.FDivergence, temperature: float, with_ce: bool,
+                 vocab: str = "pad"):
         self.fd = fd
         self.inv_t = 1.0 / temperature
         self.with_ce = with_ce
+        self.truncate = vocab == "truncate"
 
     def _log_probs(self, s: torch.Tensor, t: torch.Tensor):
         tt = t.to(s.dtype)
-        # Vocabularies of different sizes (pad_vocab=True): pad the chunk, not the input.
-        v = max(s.shape[-1], tt.shape[-1])
-        sp = pad_last(s, v) if s.shape[-1] < v else s
-        tp = pad_last(tt, v) if tt.shape[-1] < v else tt
         inv_t = self.inv_t
+        if self.truncate:
+            v = min(s.shape[-1], tt.shape[-1])
+            sp, tp = s[:, :v], tt[:, :v]
+        else:
+            # Vocabularies of different sizes: pad the chunk, not the input.
+            v = max(s.shape[-1], tt.shape[-1])
+            sp = pad_last(s, v) if s.shape[-1] < v else s
+            tp = pad_last(tt, v) if tt.shape[-1] < v else tt
         lq = torch.log_softmax(sp * inv_t if inv_t != 1.0 else sp, dim=-1)
         lp = torch.log_softmax(tp * inv_t if inv_t != 1.0 else tp, dim=-1)
-        ls = lq if inv_t == 1.0 or not self.with_ce else torch.log_softmax(sp, dim=-1)
+        if not self.with_ce or (inv_t == 1.0 and sp.shape[-1] >= s.shape[-1]):
+            ls = lq
+        else:
+            ls = torch.log_softmax(sp if sp.shape[-1] >= s.shape[-1] else s, dim=-1)
         return lq, lp, ls
 
     def __call__(self, s: torch.Tensor, t: torch.Tensor, labels: torch.Tensor):
         lq, lp, ls = self._log_probs(s, t)
-        soft = cd.evaluate(self.fd, lp, lq)
+        soft = cd.nan_rows(cd.evaluate(self.fd, lp, lq), lq, lp)
         if not self.with_ce:
             return soft, torch.zeros_like(soft)
         return soft, -ls.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
 
-    def values_and_grads(self, s, others, w_soft, w_hard, need_s, diff_idx):
+    def values_and_grads(self, s, others, w_soft, w_hard, need_s, diff_idx, row_weight=None):
         """``(total, soft, hard, [grad_s, *grads of others[diff_idx]])`` without autograd.
 
-        With ``a = d terms / d log q`` from the registry (:meth:`FDivergence.terms_and_partial`)
-        and ``S = sum_v a_v``, the derivative of ``D`` with respect to the student's logits is
-        ``(a - q S) / T`` (the ``- q S`` is the log-normaliser's share); the teacher's is
-        ``(b - p B) / T`` with ``b = terms - a`` (1-homogeneity of the terms). Where the
-        registry clamped ``D`` at 0 no gradient flows, as through ``clamp_min``.
+        The gradients are those of ``sum(row_weight * total)`` (the weights folded into each
+        row's coefficient, no extra pass). With ``a = d terms / d log q`` from the registry
+        (:meth:`FDivergence.terms_and_partial`) and ``S = sum_v a_v``, the derivative of
+        ``D`` with respect to the student's logits is ``(a - q S) / T``
+        (:func:`~._chunked_distill.soft_grad_`); the teacher's is ``(b - p B) / T`` with
+        ``b = terms - a``. Where the registry clamped ``D`` at 0 no gradient flows, as
+        through ``clamp_min``.
         """
         t, labels = others
         vs, vt = s.shape[-1], t.shape[-1]
@@ -240,14 +373,14 @@ class _DenseRows:
         terms, a = self.fd.terms_and_partial(lp, lq, sync=sync)
         d = terms.sum(-1)
         zero = torch.zeros((), dtype=d.dtype, device=d.device)
-        cs = torch.where(d >= 0.0, w_soft * self.inv_t, zero).unsqueeze(-1)
-        soft = d.clamp_min(0.0)
+        cs = torch.where(d >= 0.0, cd.row_coef(w_soft * self.inv_t, row_weight, d),
+                         zero).unsqueeze(-1)
+        soft = cd.nan_rows(d.clamp_min(0.0), lq, lp)
         grads: list[torch.Tensor | None] = []
         g_t = None
         if 0 in diff_idx:
-            b = torch.where(torch.isfinite(terms), terms - a, zero)
-            p = torch.exp(lp)
-            g_t = b.addcmul_(p, b.sum(-1, keepdim=True), value=-1.0).mul_(cs)[:, :vt]
+            b = cd.teacher_partial(terms, a)
+            g_t = _fit(cd.soft_grad_(b, torch.exp(lp), b.sum(-1, keepdim=True), cs), vt)
         del terms
         if self.with_ce:
             hard = -ls.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
@@ -255,13 +388,14 @@ class _DenseRows:
             hard = torch.zeros_like(soft)
         if need_s:
             q = torch.exp(lq)
-            g = a.addcmul_(q, a.sum(-1, keepdim=True), value=-1.0).mul_(cs)
+            g = cd.soft_grad_(a, q, a.sum(-1, keepdim=True), cs)
             if self.with_ce and w_hard != 0.0:
+                ch = cd.row_coef(w_hard, row_weight, d).unsqueeze(-1)
                 q1 = q if ls is lq else torch.exp(ls)
-                g.add_(q1, alpha=w_hard)
-                g.scatter_add_(-1, labels.unsqueeze(-1),
-                               torch.full_like(hard, -w_hard).unsqueeze(-1))
-            grads.append(g[:, :vs])
+                g = _fit(g, q1.shape[-1])
+                cd.hard_grad_(g, q1, ch)
+                cd.sub_onehot_(g, labels, ch)
+            grads.append(_fit(g, vs))
         else:
             grads.append(None)
         if 0 in diff_idx:
@@ -270,12 +404,21 @@ class _DenseRows:
         return total, soft, hard, grads
 
 
+def _fit(g: torch.Tensor, width: int) -> torch.Tensor:
+    """``g`` cut (padding columns) or zero-padded (truncated columns) to ``width`` columns."""
+    if g.shape[-1] > width:
+        return g[..., :width]
+    if g.shape[-1] < width:
+        return torch.nn.functional.pad(g, (0, width - g.shape[-1]))
+    return g
+
+
 def distillation_loss(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
     divergence: str | fdiv.FDivergence = "forward_kl",
     beta: float = 0.5,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     temperature: float = 1.0,
     labels: torch.Tensor | None = None,
     ignore_index: int = -100,
@@ -287,6 +430,9 @@ def distillation_loss(
     return_components: bool = False,
     chunk_size: int | None = None,
     pad_vocab: bool = False,
+    *,
+    skew: float | None = None,
+    vocab: str | None = None,
 ) -> torch.Tensor | DistillationOutput:
     r"""Token-level distillation loss :math:`D(\text{teacher} \,\|\, \text{student})` from logits.
 
@@ -299,10 +445,17 @@ def distillation_loss(
     * ``"js"``: :math:`\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)`,
       :math:`m = \beta p + (1-\beta) q`, with TRL's (GKD) endpoints: ``beta=0`` is forward KL
       and ``beta=1`` reverse KL (the generalised JSD itself vanishes there);
-    * ``"skew_forward_kl"``: :math:`\mathrm{KL}(p \| \alpha p + (1-\alpha) q)`;
-      ``"skew_reverse_kl"``: :math:`\mathrm{KL}(q \| \alpha q + (1-\alpha) p)` (DistiLLM);
+    * ``"skew_forward_kl"``: :math:`\mathrm{KL}(p \| \lambda p + (1-\lambda) q)`;
+      ``"skew_reverse_kl"``: :math:`\mathrm{KL}(q \| \lambda q + (1-\lambda) p)` (DistiLLM),
+      with mixture weight :math:`\lambda` = ``skew`` in [0, 1] (default 0.1);
+    * ``"alpha"``: Amari's alpha-divergence of order ``alpha`` (any real order; default 0.5);
     * ``"tv"``: :math:`\tfrac12 \sum |p - q|`; any other registry name, or an
       :class:`~divergences.fdiv.FDivergence`, as :math:`D_f(p\|q)`.
+
+    ``alpha`` is always an order, never a mixture weight: ``alpha=`` with a skew divergence is
+    the deprecated spelling of ``skew=`` (a ``DeprecationWarning``; removed in the next
+    release), and ``alpha``/``skew`` given for a divergence that does not take them is a
+    ``ValueError``.
 
     The per-token loss is :math:`(1-h)\,c\,D + h\,\mathrm{CE}` with :math:`h` = ``hard_weight``,
     :math:`c = T^2` when ``temperature_scaling`` else 1, and CE the cross-entropy of the
@@ -313,11 +466,23 @@ def distillation_loss(
     ----------
     student_logits, teacher_logits:
         ``(..., V)`` tensors with the same batch shape, any float dtype (half precision is
-        accumulated in float32). Different ``V`` is a ``ValueError`` unless ``pad_vocab=True``,
-        which pads the smaller vocabulary with ``-inf`` logits (zero mass; chunk by chunk,
-        never a padded copy of the input). ``-inf`` logits are masked entries: exact values
-        (``inf`` where the divergence is infinite) and finite gradients. Gradients flow to
-        both (the teacher's only when it requires grad).
+        accumulated in float32). Different ``V`` is handled by ``vocab``. ``-inf`` logits
+        are masked entries: exact values (``inf`` where the divergence is infinite) and
+        finite gradients. A NaN logit in a counted token makes the loss NaN (never a finite
+        value); in a dropped token (``ignore_index``, ``mask == 0``) it changes nothing,
+        gradients included. Gradients flow to both (the teacher's only when it requires
+        grad).
+    vocab:
+        Different vocabulary sizes ``V_s != V_t``: ``"error"`` (default) raises;
+        ``"truncate"`` keeps the first ``min(V_s, V_t)`` entries of both and renormalises
+        each distribution over them (a teacher whose LM head has padding rows, e.g. 152,064
+        against 151,936: the student's dropped entries get a zero gradient; the
+        cross-entropy still uses the student's whole vocabulary); ``"pad"`` (or
+        ``pad_vocab=True``) pads the smaller one with ``-inf`` logits (zero mass; chunk by
+        chunk, never a padded copy of the input). Padding is a ``ValueError`` where the
+        larger side has mass on its extra entries and the divergence is then infinite for
+        every token (forward KL with a larger teacher, reverse KL with a larger student): a
+        host read checks this, once per call, outside ``torch.compile``.
     reduction:
         ``"none"`` (per token, batch shape, zeros where ignored), ``"sum"``, ``"mean"`` (over
         kept tokens; 0 with a zero gradient when none is kept) or ``"batchmean"`` (as TRL:
@@ -334,12 +499,19 @@ def distillation_loss(
         8 float32 temporaries of chunk x V (1.03 x N*V*4 bytes in all, measured as peak
         resident memory at (2048, 32000) in float32, "js"; members without closed-form
         partials in the registry, such as ``alpha``, go through autograd per chunk: about 26
-        temporaries, 1.12). The backward pass scales the stored gradient in place, so a
-        second backward through the same graph is an error.
+        temporaries, 1.12).
 
     The gradient is formed during the forward pass in closed form:
     :math:`\partial D / \partial s_v = (a_v - q_v \sum_u a_u) / T` with
-    :math:`a = \partial\,\text{terms} / \partial \log q` from the registry.
+    :math:`a = \partial\,\text{terms} / \partial \log q` from the registry, and stored
+    in the logits' dtype (float32 for float16 logits, so that a loss scale applied in the
+    backward pass, as ``GradScaler``'s, cannot come too late to keep small entries from
+    underflowing: 4 bytes per entry instead of 2). The backward pass scales it in place and
+    hands it on. A second backward pass through the same graph (``retain_graph=True``,
+    ``gradcheck``) forms it again, and double backward (``create_graph=True``, e.g. a
+    gradient penalty) recomputes the loss with plain autograd, with its memory cost: both
+    need the logits still alive (the loss does not keep them alive itself), otherwise they
+    raise a ``RuntimeError``.
 
     Returns a float32 tensor (float64 for float64 inputs): a scalar, or the batch shape for
     ``reduction="none"``. No host synchronisation on accelerators (on CPU tensors one free
@@ -361,7 +533,8 @@ def distillation_loss(
     s = check_logits(student_logits, "student_logits")
     t = check_logits(teacher_logits, "teacher_logits")
     temp, h = check_options(temperature, hard_weight, reduction, chunk_size)
-    fd = resolve_divergence(divergence, beta, alpha)
+    fd = resolve_divergence(divergence, beta, alpha, skew)
+    mode = resolve_vocab(vocab, pad_vocab)
     if s.shape[:-1] != t.shape[:-1]:
         raise ValueError(
             "student_logits and teacher_logits must have the same batch shape; got "
@@ -370,20 +543,18 @@ def distillation_loss(
     if s.device != t.device:
         raise TypeError(f"student_logits is on {s.device} but teacher_logits on {t.device}")
     vs, vt = s.shape[-1], t.shape[-1]
-    if vs != vt and not pad_vocab:
-        raise ValueError(
-            f"vocabulary sizes differ: student_logits has V={vs}, teacher_logits has "
-            f"V={vt}; pass pad_vocab=True to pad the smaller one with -inf (zero mass)"
-        )
+    names = ("student_logits", "teacher_logits")
+    check_vocab(mode, vs, vt, names)
+    if mode == "pad":
+        check_padding(fd, vs, vt, lambda: bool((s[..., vt:] > -math.inf).any()),
+                      lambda: bool((t[..., vs:] > -math.inf).any()), names)
     if h > 0.0 and labels is None:
         raise ValueError("hard_weight > 0 needs labels for the cross-entropy term")
     batch = s.shape[:-1]
     v = max(vs, vt)
     keep, flat_labels = token_mask(batch, s.device, labels, mask, ignore_index)
     with_ce = flat_labels is not None and (h > 0.0 or return_components)
-    s2 = s.reshape(-1, vs)
-    t2 = t.reshape(-1, vt)
-    n = s2.shape[0]
+    n = keep.shape[0]
     safe_labels = (
         torch.where(keep, flat_labels, torch.zeros_like(flat_labels))
         if flat_labels is not None else torch.zeros(n, dtype=torch.long, device=s.device)
@@ -394,8 +565,9 @@ def distillation_loss(
     out_dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
     weights = token_weights(keep, batch, reduction, num_items_in_batch, masked, out_dtype)
     out, soft, hard = cd.chunked_loss(
-        _DenseRows(fd, temp, with_ce), s2, [t2, safe_labels], [True, False], keep,
+        _DenseRows(fd, temp, with_ce, mode), s, [t, safe_labels], [True, False], keep,
         w_soft=(1.0 - h) * scale, w_hard=h, chunk=chunk, weights=weights,
+        name="distillation_loss",
     )
     loss = out if weights is not None else out.reshape(batch)
     if not return_components:

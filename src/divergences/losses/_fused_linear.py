@@ -26,19 +26,25 @@ statistics. The N x V logits never exist.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .. import fdiv
+from .. import _stored_grad, fdiv
 from .._arrays import check_range
 from . import _chunked_distill as cd
 from ._distill import (
     DistillationOutput,
+    _DenseRows,
     check_options,
+    check_padding,
+    check_vocab,
     reduce_values,
     resolve_divergence,
+    resolve_vocab,
     token_mask,
     token_weights,
 )
@@ -192,15 +198,50 @@ def _terms_and_partials(fd, lp, lq, finite):
     return t.sum(0), a
 
 
-def _chunk(cfg, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
+@dataclass(frozen=True)
+class FusedConfig:
+    """What stays fixed over the chunks of one fused-linear call.
+
+    ``v``: the working vocabulary (the larger of the two with ``vocab="pad"``, the smaller
+    with ``"truncate"``); ``finite``: no logit can be ``-inf`` (no bias, same vocabulary),
+    so the registry skips its zero-mass bookkeeping. ``keep``, ``weights`` and ``labels``
+    (0 where dropped) have one entry per token.
+    """
+
+    fd: fdiv.FDivergence
+    inv_t: float
+    with_ce: bool
+    chunk: int
+    tile: int
+    w_soft: float
+    w_hard: float
+    s_scale: float
+    s_cap: float | None
+    t_scale: float
+    t_cap: float | None
+    v: int
+    dt: torch.dtype
+    finite: bool
+    keep: torch.Tensor
+    weights: torch.Tensor
+    labels: torch.Tensor
+
+
+def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
     """Per-token ``(soft, hard)`` of one chunk and the gradient wrt the student's pre-activation
-    logits, vocabulary-major ``(V_s, c)`` (``None`` without ``need_grad``)."""
-    (fd, inv_t, with_ce, _chunk_rows, tile, w_soft, w_hard, s_scale, s_cap, t_scale, t_cap,
-     v, dt, finite) = cfg
-    vs = ws.shape[0]
+    logits, vocabulary-major ``(V_s, c)`` (``None`` without ``need_grad``).
+
+    ``h_c``, ``ht_c`` are the chunk's hidden states with the dropped tokens' rows already
+    zeroed by selection, so that nothing from those rows (a NaN, an inf) reaches a sum over
+    tokens."""
+    inv_t, v, dt, tile = cfg.inv_t, cfg.v, cfg.dt, cfg.tile
+    s_scale, s_cap = cfg.s_scale, cfg.s_cap
+    v_s = ws.shape[0]
+    vs = min(v_s, v)
     c = h_c.shape[0]
-    zs = _chunk_logits(h_c, ws, bs, s_scale, s_cap, v, dt)
-    buf = _chunk_logits(ht_c, wt, bt, t_scale, t_cap, v, dt)
+    zs = _chunk_logits(h_c, ws[:v], None if bs is None else bs[:v], s_scale, s_cap, v, dt)
+    buf = _chunk_logits(ht_c, wt[:v], None if bt is None else bt[:v], cfg.t_scale, cfg.t_cap,
+                        v, dt)
     ls = _log_normaliser(zs, inv_t, tile)
     lt = _log_normaliser(buf, inv_t, tile)
     d = zs.new_zeros(c)
@@ -208,16 +249,20 @@ def _chunk(cfg, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
     for j in range(0, v, tile):
         lq = zs[j:j + tile] * inv_t - ls
         lp = buf[j:j + tile] * inv_t - lt
-        d_t, a_t = _terms_and_partials(fd, lp, lq, finite)
+        d_t, a_t = _terms_and_partials(cfg.fd, lp, lq, cfg.finite)
         d = d + d_t
         s_sum = s_sum + a_t.sum(0)
         buf[j:j + tile] = a_t
     pos = d >= 0.0  # the registry clamps D at 0 (rounding); no gradient where it did
-    soft = d.clamp_min(0.0)
+    # A NaN logit makes its token's log-normaliser NaN: the loss is NaN there, never a NaN
+    # read as zero mass.
+    soft = cd.nan_rows(d.clamp_min(0.0), ls, lt)
     zero = torch.zeros((), dtype=dt, device=zs.device)
-    if with_ce:
-        l1 = ls if inv_t == 1.0 else _log_normaliser(zs, 1.0, tile)
-        hard = l1 - zs.gather(0, lab.unsqueeze(0)).squeeze(0)
+    # The cross-entropy uses the student's whole vocabulary, also when it is truncated.
+    zf = zs if v_s <= v else _chunk_logits(h_c, ws, bs, s_scale, s_cap, v_s, dt)
+    if cfg.with_ce:
+        l1 = ls if inv_t == 1.0 and zf is zs else _log_normaliser(zf, 1.0, tile)
+        hard = l1 - zf.gather(0, lab.unsqueeze(0)).squeeze(0)
     else:
         hard = torch.zeros_like(soft)
     soft = torch.where(keep, soft, zero)
@@ -225,91 +270,112 @@ def _chunk(cfg, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
     if not need_grad:
         return soft, hard, None
     kw = torch.where(keep, wrow.to(dt), zero)
-    cs = torch.where(pos, kw * (w_soft * inv_t), zero)
-    ch = kw * w_hard
-    use_hard = with_ce and w_hard != 0.0
-    neg_s = -s_sum
+    cs = torch.where(pos, kw * (cfg.w_soft * inv_t), zero)
+    ch = kw * cfg.w_hard
+    use_hard = cfg.with_ce and cfg.w_hard != 0.0
     for j in range(0, v, tile):
         z_t = zs[j:j + tile]
-        a_t = buf[j:j + tile]
         x = z_t * inv_t if inv_t != 1.0 else z_t
         q = torch.exp(x - ls)
-        g = a_t.addcmul_(q, neg_s).mul_(cs)  # in place in the buffer: c (a - q S) / T
-        if use_hard:
-            q1 = q if inv_t == 1.0 else torch.exp(z_t - l1)
-            g.addcmul_(q1, ch)
-        if s_cap is not None:
-            g.mul_(s_scale * (1.0 - (z_t / s_cap) ** 2))
-        elif s_scale != 1.0:
-            g.mul_(s_scale)
+        g = cd.soft_grad_(buf[j:j + tile], q, s_sum, cs)  # in place in the buffer
+        if use_hard and zf is zs:
+            cd.hard_grad_(g, q if inv_t == 1.0 else torch.exp(z_t - l1), ch)
+        _cap_grad_(g, z_t, s_scale, s_cap)
+    g = buf[:vs]
+    if use_hard and zf is not zs:
+        # Truncated student: the softmax part over its whole vocabulary, tile by tile (the
+        # dropped entries have no soft part).
+        g = torch.nn.functional.pad(g, (0, 0, 0, v_s - vs))
+        for j in range(0, v_s, tile):
+            z_t = zf[j:j + tile]
+            g[j:j + tile].add_(_cap_grad_(torch.exp(z_t - l1) * ch, z_t, s_scale, s_cap))
     if use_hard:
-        z_l = zs.gather(0, lab.unsqueeze(0))
+        z_l = zf.gather(0, lab.unsqueeze(0))
         fac = s_scale * (1.0 - (z_l / s_cap) ** 2) if s_cap is not None else s_scale
-        buf.scatter_add_(0, lab.unsqueeze(0), (-ch * fac).reshape(1, -1))
-    return soft, hard, buf[:vs]
+        cd.sub_onehot_(g, lab, (ch * fac).reshape(-1), dim=0)
+    return soft, hard, g
 
 
-class _FusedLinear(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, cfg, keep, weights, labels, hs, ws, bs, ht, wt, bt):
-        chunk, dt = cfg[3], cfg[12]
-        n = hs.shape[0]
-        vs = ws.shape[0]
-        acc = torch.float64 if ws.dtype == torch.float64 else torch.float32
-        need_h, need_w = ctx.needs_input_grad[4], ctx.needs_input_grad[5]
-        need_b = bs is not None and ctx.needs_input_grad[6]
-        soft = hs.new_empty(n, dtype=dt)
-        hard = hs.new_empty(n, dtype=dt)
-        g_h = torch.empty_like(hs) if need_h else None
-        g_w = torch.zeros(ws.shape, dtype=acc, device=ws.device) if need_w else None
-        g_b = torch.zeros(vs, dtype=acc, device=ws.device) if need_b else None
-        need_any = need_h or need_w or need_b
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            h_c = hs[s:e]
-            s_c, h_cv, g = _chunk(cfg, h_c, ws, bs, ht[s:e], wt, bt, labels[s:e], keep[s:e],
-                                  weights[s:e], need_any)
-            soft[s:e] = s_c
-            hard[s:e] = h_cv
-            if g is None:
-                continue
-            # g is vocabulary-major (V_s, c): g^T W and g h are plain matmuls.
-            if g_h is not None:
-                gh = _half_grad_hidden(g, ws) if ws.dtype in HALF else g.t().to(ws.dtype) @ ws
-                g_h[s:e] = gh.to(g_h.dtype)
-            if g_w is not None:
-                g_w.addmm_(g.to(acc), h_c.to(acc))
-            if g_b is not None:
-                g_b.add_(g.sum(1).to(acc))
-            # g views this chunk's buffer: drop it now, or it stays alive through the next
-            # chunk's matmuls (a third V x chunk buffer at the peak).
-            del g
-        total = cfg[5] * soft + cfg[6] * hard if cfg[6] != 0.0 else cfg[5] * soft
-        out = (total * weights.to(dt)).sum()
-        ctx.mark_non_differentiable(soft, hard)
-        ctx.grads = [g_h, None if g_w is None else g_w.to(ws.dtype),
-                     None if g_b is None else g_b.to(bs.dtype)]
-        return out, soft, hard
+def _cap_grad_(g: torch.Tensor, z: torch.Tensor, scale: float, cap: float | None):
+    """``g`` times the derivative of the logit scale and soft cap, at the capped logits ``z``
+    (``cap (1 - (z / cap)^2)`` is ``d/dx cap tanh(x / cap)``), in place."""
+    if cap is not None:
+        g.mul_(scale * (1.0 - (z / cap) ** 2))
+    elif scale != 1.0:
+        g.mul_(scale)
+    return g
 
-    @staticmethod
-    def backward(ctx, go, go_soft, go_hard):
-        grads = ctx.grads
-        if grads is None:
-            raise RuntimeError(
-                "backward through a fused-linear distillation loss ran twice: its stored "
-                "gradients are scaled in place and released by the first backward; recompute "
-                "the loss instead"
-            )
-        out = []
-        for g in grads:
-            if g is None:
-                out.append(None)
-                continue
-            factor = go.to(torch.float32 if g.dtype != torch.float64 else g.dtype)
-            out.append(g.mul_(factor) if cd.INPLACE_BACKWARD else (g * factor).to(g.dtype))
-        if cd.INPLACE_BACKWARD:
-            ctx.grads = None
-        return (None, None, None, None, out[0], out[1], out[2], None, None, None)
+
+def _fused_forward(cfg: FusedConfig, needs, hs, ws, bs, ht, wt, bt):
+    """The :class:`~divergences._stored_grad.Kernel` forward of the fused-linear loss."""
+    need_h, need_w, need_b = needs[0], needs[1], bs is not None and needs[2]
+    hs2 = hs.reshape(-1, hs.shape[-1])
+    ht2 = ht.reshape(-1, ht.shape[-1])
+    n = hs2.shape[0]
+    dt = cfg.dt
+    acc = torch.float64 if ws.dtype == torch.float64 else torch.float32
+    soft = hs2.new_empty(n, dtype=dt)
+    hard = hs2.new_empty(n, dtype=dt)
+    g_h = _stored_grad.new_grad(hs) if need_h else None
+    g_h2 = None if g_h is None else g_h.view(n, -1)
+    g_w = torch.zeros(ws.shape, dtype=acc, device=ws.device) if need_w else None
+    g_b = torch.zeros(ws.shape[0], dtype=acc, device=ws.device) if need_b else None
+    need_any = need_h or need_w or need_b
+    ws_, bs_ = ws.detach(), None if bs is None else bs.detach()
+    wt_, bt_ = wt.detach(), None if bt is None else bt.detach()
+    for s in range(0, n, cfg.chunk):
+        e = min(n, s + cfg.chunk)
+        k_c = cfg.keep[s:e]
+        # Dropped tokens leave by selection, before any product over tokens.
+        h_c = _stored_grad.select_rows(k_c, hs2[s:e].detach())
+        t_c = _stored_grad.select_rows(k_c, ht2[s:e].detach())
+        s_c, h_cv, g = _chunk(cfg, h_c, ws_, bs_, t_c, wt_, bt_, cfg.labels[s:e], k_c,
+                              cfg.weights[s:e], need_any)
+        soft[s:e] = s_c
+        hard[s:e] = h_cv
+        if g is None:
+            continue
+        rows = g.shape[0]
+        # g is vocabulary-major (rows, c): g^T W and g h are plain matmuls.
+        if g_h2 is not None:
+            w_r = ws_[:rows]
+            gh = _half_grad_hidden(g, w_r) if ws.dtype in HALF else g.t().to(ws.dtype) @ w_r
+            g_h2[s:e] = gh.to(g_h2.dtype)
+        if g_w is not None:
+            g_w[:rows].addmm_(g.to(acc), h_c.to(acc))
+        if g_b is not None:
+            g_b[:rows].add_(g.sum(1).to(acc))
+        # g views this chunk's buffer: drop it now, or it stays alive through the next
+        # chunk's matmuls (a third V x chunk buffer at the peak).
+        del g
+    total = cfg.w_soft * soft + cfg.w_hard * hard if cfg.w_hard != 0.0 else cfg.w_soft * soft
+    out = (total * cfg.weights.to(dt)).sum()
+    grads = [g_h, _stored(g_w, ws), _stored(g_b, bs), None, None, None]
+    return out, (soft, hard), grads
+
+
+def _stored(acc: torch.Tensor | None, x: torch.Tensor | None) -> torch.Tensor | None:
+    """A float32 accumulator, rounded once to the stored dtype of ``x``'s gradient."""
+    if acc is None or x is None:
+        return None
+    dt = _stored_grad.store_dtype(x)
+    return acc if acc.dtype == dt else acc.to(dt)
+
+
+def _fused_reference(cfg: FusedConfig, vocab: str, temperature: float,
+                     hs, ws, bs, ht, wt, bt):
+    """The fused loss from plain differentiable torch operations (double backward): the
+    logits formed whole, then :func:`~._distill.distillation_loss`'s row function."""
+    keep = cfg.keep
+    hs2 = _stored_grad.select_rows(keep, hs.reshape(-1, hs.shape[-1]))
+    ht2 = _stored_grad.select_rows(keep, ht.reshape(-1, ht.shape[-1]).detach())
+    zs = transform(head_logits(hs2, ws, bs).to(cfg.dt), cfg.s_scale, cfg.s_cap)
+    zt = transform(head_logits(ht2, wt.detach(), None if bt is None else bt.detach())
+                   .to(cfg.dt), cfg.t_scale, cfg.t_cap)
+    soft, hard = _DenseRows(cfg.fd, temperature, cfg.with_ce, vocab)(zs, zt, cfg.labels)
+    total = soft * cfg.w_soft + hard * cfg.w_hard
+    total = torch.where(keep, total, torch.zeros((), dtype=total.dtype, device=total.device))
+    return (total * cfg.weights.to(total.dtype)).sum()
 
 
 def _check_pair(h: Any, w: Any, b: Any, who: str) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -340,7 +406,7 @@ def fused_linear_distillation_loss(
     teacher_bias: torch.Tensor | None = None,
     divergence: str | fdiv.FDivergence = "forward_kl",
     beta: float = 0.5,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     temperature: float = 1.0,
     labels: torch.Tensor | None = None,
     ignore_index: int = -100,
@@ -357,14 +423,19 @@ def fused_linear_distillation_loss(
     teacher_logit_scale: float = 1.0,
     student_final_logit_softcapping: float | None = None,
     teacher_final_logit_softcapping: float | None = None,
+    *,
+    skew: float | None = None,
+    vocab: str | None = None,
 ) -> torch.Tensor | DistillationOutput:
     r""":func:`distillation_loss` on the logits of two linear heads, never materialised whole.
 
     The logits are :math:`z = c \tanh((h W^\top + b)\,\sigma / c)` per model, with
     :math:`\sigma` = ``*_logit_scale`` and :math:`c` = ``*_final_logit_softcapping`` (no
     ``tanh`` when ``None``); everything else (divergence names, ``temperature``, masking,
-    reductions, ``hard_weight``, components, ``pad_vocab``) is as in
-    :func:`distillation_loss`, whose per-token values this reproduces.
+    reductions, ``hard_weight``, components, ``skew``/``alpha``, ``vocab``/``pad_vocab``) is
+    as in :func:`distillation_loss`, whose per-token values this reproduces; with
+    ``vocab="truncate"`` the heads' first ``min(V_s, V_t)`` rows are used (the student's
+    other rows get a gradient from the cross-entropy only).
 
     ``student_hidden`` ``(..., H_s)`` with ``student_weight`` ``(V_s, H_s)``;
     ``teacher_hidden`` ``(..., H_t)`` (same batch shape; ``H_t`` may differ) with
@@ -383,8 +454,14 @@ def fused_linear_distillation_loss(
     multiplied in float32, a tile of weight rows at a time (CPU BLAS is several times slower
     in bfloat16), and their weight gradient is accumulated in a float32 buffer before the
     one rounding to the weight's dtype: ``V x H_s x 4`` bytes more (0.25 x N*V*4 at the
-    benchmark's shape). The loss must be reduced when a gradient is needed (``reduction="none"`` gives values only); the backward pass scales the stored
-    gradients in place, so a second backward through the same graph is an error.
+    benchmark's shape); float16 heads and hidden states keep their stored gradients in
+    float32 (a loss scale arrives only in the backward pass). Dropped tokens' hidden states
+    are zeroed by selection before any product over tokens, so a NaN there cannot reach the
+    weight's gradient; a NaN in a counted token makes the loss NaN. The loss must be reduced
+    when a gradient is needed (``reduction="none"`` gives values only). The stored gradients
+    follow :mod:`divergences._stored_grad`: a second backward pass forms them again, and
+    double backward (``create_graph=True``) recomputes the loss with plain autograd from
+    whole logits (N x V memory for that call); both need the input tensors alive.
 
     >>> import torch
     >>> from divergences.losses import distillation_loss, fused_linear_distillation_loss
@@ -402,7 +479,8 @@ def fused_linear_distillation_loss(
         isinstance(vocab_tile, bool) or not isinstance(vocab_tile, int) or vocab_tile < 1
     ):
         raise ValueError(f"vocab_tile must be a positive int or None; got {vocab_tile!r}")
-    fd = resolve_divergence(divergence, beta, alpha)
+    fd = resolve_divergence(divergence, beta, alpha, skew)
+    mode = resolve_vocab(vocab, pad_vocab)
     s_scale = check_range(student_logit_scale, "student_logit_scale", 0.0, low_open=True)
     t_scale = check_range(teacher_logit_scale, "teacher_logit_scale", 0.0, low_open=True)
     s_cap = None if student_final_logit_softcapping is None else check_range(
@@ -418,20 +496,20 @@ def fused_linear_distillation_loss(
     if len(devices) > 1:
         raise TypeError(f"all tensors must be on one device; got {sorted(map(str, devices))}")
     vs, vt = ws.shape[0], wt.shape[0]
-    if vs != vt and not pad_vocab:
-        raise ValueError(
-            f"vocabulary sizes differ: student_weight has V={vs}, teacher_weight has V={vt}; "
-            "pass pad_vocab=True to pad the smaller one with -inf (zero mass)"
-        )
+    names = ("student_weight", "teacher_weight")
+    check_vocab(mode, vs, vt, names)
+    if mode == "pad":
+        # The extra rows of a head give finite logits (mass) unless their bias is -inf.
+        check_padding(fd, vs, vt,
+                      lambda: bs is None or bool((bs[vt:] > -math.inf).any()),
+                      lambda: bt is None or bool((bt[vs:] > -math.inf).any()), names)
     if h > 0.0 and labels is None:
         raise ValueError("hard_weight > 0 needs labels for the cross-entropy term")
-    v = max(vs, vt)
+    v = min(vs, vt) if mode == "truncate" else max(vs, vt)
     batch = hs.shape[:-1]
     keep, flat_labels = token_mask(batch, hs.device, labels, mask, ignore_index)
     with_ce = flat_labels is not None and (h > 0.0 or return_components)
-    hs2 = hs.reshape(-1, hs.shape[-1])
-    ht2 = ht.reshape(-1, ht.shape[-1])
-    n = hs2.shape[0]
+    n = keep.shape[0]
     safe_labels = (
         torch.where(keep, flat_labels, torch.zeros_like(flat_labels))
         if flat_labels is not None else torch.zeros(n, dtype=torch.long, device=hs.device)
@@ -455,15 +533,17 @@ def fused_linear_distillation_loss(
     chunk = chunk_size or auto_chunk
     tile = vocab_tile or max(1, min(v, (auto_chunk * auto_tile) // chunk))
     finite = bs is None and bt is None and vs == vt
-    cfg = (fd, 1.0 / temp, with_ce, chunk, tile, (1.0 - h) * scale, h, s_scale, s_cap,
-           t_scale, t_cap, v, dt, finite)
-    if wants:
-        out, soft, hard = _FusedLinear.apply(cfg, keep, weights_run, safe_labels, hs2, ws, bs,
-                                             ht2.detach(), wt.detach(),
-                                             None if bt is None else bt.detach())
-    else:
-        out, soft, hard = _FusedLinear.forward(_NoGradCtx(), cfg, keep, weights_run,
-                                               safe_labels, hs2, ws, bs, ht2, wt, bt)
+    cfg = FusedConfig(
+        fd=fd, inv_t=1.0 / temp, with_ce=with_ce, chunk=chunk, tile=tile,
+        w_soft=(1.0 - h) * scale, w_hard=h, s_scale=s_scale, s_cap=s_cap, t_scale=t_scale,
+        t_cap=t_cap, v=v, dt=dt, finite=finite, keep=keep, weights=weights_run,
+        labels=safe_labels,
+    )
+    kernel = _stored_grad.Kernel(
+        "fused_linear_distillation_loss", functools.partial(_fused_forward, cfg),
+        reference=functools.partial(_fused_reference, cfg, mode, temp),
+    )
+    out, soft, hard = _stored_grad.apply(kernel, hs, ws, bs, ht, wt, bt)
     if weights is None:
         total = (1.0 - h) * scale * soft + h * hard
         loss = total.reshape(batch)
@@ -474,12 +554,3 @@ def fused_linear_distillation_loss(
     return DistillationOutput(
         loss, reduce_values(soft * scale, weights, batch), reduce_values(hard, weights, batch)
     )
-
-
-class _NoGradCtx:
-    """Stand-in context for running the forward without autograd (values only)."""
-
-    needs_input_grad = (False,) * 10
-
-    def mark_non_differentiable(self, *args: Any) -> None:
-        pass

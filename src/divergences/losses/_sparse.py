@@ -79,6 +79,12 @@ def _sparse_row_fn(fd: fdiv.FDivergence, temperature: float, tail: str, with_ce:
         lq = torch.log_softmax(s * inv_t if inv_t != 1.0 else s, dim=-1)
         lp = teacher_atoms(lpk.to(s.dtype), tail, torch.finfo(lpk.dtype).eps)
         soft = cd.evaluate(fd, lp, student_atoms(lq, idx))
+        # A NaN anywhere in the row's inputs makes its value NaN (the registry must not read
+        # it as zero mass): the student's shows in every log-probability, the teacher's
+        # stored top-k only where it is.
+        soft = cd.nan_rows(soft, lq)
+        soft = torch.where(torch.isnan(lpk).any(-1),
+                           torch.full((), torch.nan, dtype=soft.dtype, device=soft.device), soft)
         if not with_ce:
             return soft, torch.zeros_like(soft)
         ls = lq if inv_t == 1.0 else torch.log_softmax(s, dim=-1)
@@ -114,7 +120,7 @@ def sparse_distillation_loss(
     tail: str = "bucket",
     divergence: str | fdiv.FDivergence = "forward_kl",
     beta: float = 0.5,
-    alpha: float = 0.1,
+    alpha: float | None = None,
     temperature: float = 1.0,
     labels: torch.Tensor | None = None,
     ignore_index: int = -100,
@@ -126,6 +132,8 @@ def sparse_distillation_loss(
     return_components: bool = False,
     chunk_size: int | None = None,
     validate: bool = True,
+    *,
+    skew: float | None = None,
 ) -> torch.Tensor | DistillationOutput:
     r"""Distillation loss against a teacher stored as its top-k: :math:`D_f(p\|q)` on k + 1 atoms.
 
@@ -139,8 +147,12 @@ def sparse_distillation_loss(
     :math:`D_f` against the full student distribution with the teacher zero outside its top-k.
     The divergence names, ``temperature`` (applied to the student only: the stored teacher
     log-probabilities are used as they are), ``labels``/``mask``, ``reduction``,
-    ``num_items_in_batch``, ``hard_weight``, ``temperature_scaling``, ``return_components`` and
-    ``chunk_size`` are those of :func:`distillation_loss`.
+    ``num_items_in_batch``, ``hard_weight``, ``temperature_scaling``, ``return_components``,
+    ``skew`` (``alpha`` its deprecated spelling for the skew divergences) and ``chunk_size``
+    are those of :func:`distillation_loss`, and so are the stored-gradient rules (float32
+    for float16 logits; a second backward pass and double backward need the logits alive).
+    A NaN in a counted token's student logits, or (with ``validate=False``) in its stored
+    top-k, makes the loss NaN; in a dropped token it changes nothing.
 
     Parameters
     ----------
@@ -155,7 +167,8 @@ def sparse_distillation_loss(
     tail:
         ``"bucket"`` (default), ``"zero"`` or ``"renormalize"``.
     validate:
-        Check ids (range, repeats) and log-probabilities (NaN, mass above 1): a host
+        Check ids (range, repeats) and log-probabilities (NaN: an error naming
+        ``teacher_topk_logprobs``; mass above 1): a host
         synchronisation, skipped under ``torch.compile`` and with ``validate=False``.
 
     >>> import torch
@@ -173,7 +186,7 @@ def sparse_distillation_loss(
     s = check_logits(student_logits, "student_logits")
     temp, h = check_options(temperature, hard_weight, reduction, chunk_size)
     check_choice(tail, "tail", TAILS)
-    fd = resolve_divergence(divergence, beta, alpha)
+    fd = resolve_divergence(divergence, beta, alpha, skew)
     idx = _check_indices(teacher_topk_indices, s)
     lpk = _check_logprobs(teacher_topk_logprobs, idx, s)
     v = s.shape[-1]
@@ -188,8 +201,7 @@ def sparse_distillation_loss(
     k = idx.shape[-1]
     keep, flat_labels = token_mask(batch, s.device, labels, mask, ignore_index)
     with_ce = flat_labels is not None and (h > 0.0 or return_components)
-    s2 = s.reshape(-1, v)
-    n = s2.shape[0]
+    n = keep.shape[0]
     safe_labels = (
         torch.where(keep, flat_labels, torch.zeros_like(flat_labels))
         if flat_labels is not None else torch.zeros(n, dtype=torch.long, device=s.device)
@@ -199,10 +211,10 @@ def sparse_distillation_loss(
     out_dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
     weights = token_weights(keep, batch, reduction, num_items_in_batch, masked, out_dtype)
     out, soft, hard = cd.chunked_loss(
-        _sparse_row_fn(fd, temp, tail, with_ce), s2,
+        _sparse_row_fn(fd, temp, tail, with_ce), s,
         [idx.reshape(-1, k), lpk.detach().reshape(-1, k), safe_labels], [False, False, False],
         keep, w_soft=(1.0 - h) * scale, w_hard=h, chunk=chunk_size or cd.auto_chunk(n, v),
-        weights=weights,
+        weights=weights, name="sparse_distillation_loss",
     )
     loss = out if weights is not None else out.reshape(batch)
     if not return_components:

@@ -7,11 +7,31 @@ from torch import nn
 
 from .. import fdiv
 from .._arrays import check_choice
-from ._distill import DistillationOutput, check_options, distillation_loss, resolve_divergence
+from ._distill import (
+    SKEWED,
+    DistillationOutput,
+    check_options,
+    distillation_loss,
+    resolve_divergence,
+    resolve_vocab,
+)
 from ._fused_linear import fused_linear_distillation_loss
 from ._sparse import TAILS, sparse_distillation_loss
 
 __all__ = ["DistillationLoss", "FusedLinearDistillationLoss", "SparseDistillationLoss"]
+
+
+def _resolve_names(divergence, beta, alpha, skew):
+    """``(alpha, skew)`` as the loss functions take them, checked once at construction.
+
+    The deprecated ``alpha=`` for a skew divergence's mixture weight warns here, once, and is
+    stored as ``skew``, so that calls do not warn again.
+    """
+    resolve_divergence(divergence, beta, alpha, skew, stacklevel=4)
+    if isinstance(divergence, str) and divergence in SKEWED and alpha is not None:
+        return None, alpha
+    return alpha, skew
+
 
 
 class DistillationLoss(nn.Module):
@@ -35,7 +55,7 @@ class DistillationLoss(nn.Module):
         self,
         divergence: str | fdiv.FDivergence = "forward_kl",
         beta: float = 0.5,
-        alpha: float = 0.1,
+        alpha: float | None = None,
         temperature: float = 1.0,
         ignore_index: int = -100,
         reduction: str = "mean",
@@ -43,13 +63,16 @@ class DistillationLoss(nn.Module):
         temperature_scaling: bool = False,
         chunk_size: int | None = None,
         pad_vocab: bool = False,
+        *,
+        skew: float | None = None,
+        vocab: str | None = None,
     ) -> None:
         super().__init__()
         check_options(temperature, hard_weight, reduction, chunk_size)
-        resolve_divergence(divergence, beta, alpha)
         self.divergence = divergence
         self.beta = beta
-        self.alpha = alpha
+        self.alpha, self.skew = _resolve_names(divergence, beta, alpha, skew)
+        self.vocab = resolve_vocab(vocab, pad_vocab)
         self.temperature = temperature
         self.ignore_index = ignore_index
         self.reduction = reduction
@@ -73,14 +96,14 @@ class DistillationLoss(nn.Module):
             mask=mask, reduction=self.reduction, num_items_in_batch=num_items_in_batch,
             hard_weight=self.hard_weight, temperature_scaling=self.temperature_scaling,
             return_components=return_components, chunk_size=self.chunk_size,
-            pad_vocab=self.pad_vocab,
+            skew=self.skew, vocab=self.vocab,
         )
 
     def extra_repr(self) -> str:
         name = self.divergence if isinstance(self.divergence, str) else self.divergence.name
         return (f"divergence={name!r}, beta={self.beta}, alpha={self.alpha}, "
-                f"temperature={self.temperature}, reduction={self.reduction!r}, "
-                f"hard_weight={self.hard_weight}")
+                f"skew={self.skew}, temperature={self.temperature}, "
+                f"reduction={self.reduction!r}, hard_weight={self.hard_weight}")
 
 
 class SparseDistillationLoss(nn.Module):
@@ -106,7 +129,7 @@ class SparseDistillationLoss(nn.Module):
         tail: str = "bucket",
         divergence: str | fdiv.FDivergence = "forward_kl",
         beta: float = 0.5,
-        alpha: float = 0.1,
+        alpha: float | None = None,
         temperature: float = 1.0,
         ignore_index: int = -100,
         reduction: str = "mean",
@@ -114,15 +137,16 @@ class SparseDistillationLoss(nn.Module):
         temperature_scaling: bool = False,
         chunk_size: int | None = None,
         validate: bool = True,
+        *,
+        skew: float | None = None,
     ) -> None:
         super().__init__()
         check_choice(tail, "tail", TAILS)
         check_options(temperature, hard_weight, reduction, chunk_size)
-        resolve_divergence(divergence, beta, alpha)
         self.tail = tail
         self.divergence = divergence
         self.beta = beta
-        self.alpha = alpha
+        self.alpha, self.skew = _resolve_names(divergence, beta, alpha, skew)
         self.temperature = temperature
         self.ignore_index = ignore_index
         self.reduction = reduction
@@ -148,7 +172,7 @@ class SparseDistillationLoss(nn.Module):
             mask=mask, reduction=self.reduction, num_items_in_batch=num_items_in_batch,
             hard_weight=self.hard_weight, temperature_scaling=self.temperature_scaling,
             return_components=return_components, chunk_size=self.chunk_size,
-            validate=self.validate,
+            validate=self.validate, skew=self.skew,
         )
 
     def extra_repr(self) -> str:
@@ -183,7 +207,7 @@ class FusedLinearDistillationLoss(nn.Module):
         self,
         divergence: str | fdiv.FDivergence = "forward_kl",
         beta: float = 0.5,
-        alpha: float = 0.1,
+        alpha: float | None = None,
         temperature: float = 1.0,
         ignore_index: int = -100,
         reduction: str = "mean",
@@ -196,13 +220,16 @@ class FusedLinearDistillationLoss(nn.Module):
         teacher_logit_scale: float = 1.0,
         student_final_logit_softcapping: float | None = None,
         teacher_final_logit_softcapping: float | None = None,
+        *,
+        skew: float | None = None,
+        vocab: str | None = None,
     ) -> None:
         super().__init__()
         check_options(temperature, hard_weight, reduction, chunk_size)
-        resolve_divergence(divergence, beta, alpha)
         self.divergence = divergence
         self.beta = beta
-        self.alpha = alpha
+        self.alpha, self.skew = _resolve_names(divergence, beta, alpha, skew)
+        self.vocab = resolve_vocab(vocab, pad_vocab)
         self.temperature = temperature
         self.ignore_index = ignore_index
         self.reduction = reduction
@@ -236,7 +263,8 @@ class FusedLinearDistillationLoss(nn.Module):
             ignore_index=self.ignore_index, mask=mask, reduction=self.reduction,
             num_items_in_batch=num_items_in_batch, hard_weight=self.hard_weight,
             temperature_scaling=self.temperature_scaling, return_components=return_components,
-            chunk_size=self.chunk_size, vocab_tile=self.vocab_tile, pad_vocab=self.pad_vocab,
+            chunk_size=self.chunk_size, vocab_tile=self.vocab_tile, vocab=self.vocab,
+            skew=self.skew,
             student_logit_scale=self.student_logit_scale,
             teacher_logit_scale=self.teacher_logit_scale,
             student_final_logit_softcapping=self.student_final_logit_softcapping,
