@@ -68,7 +68,10 @@ def entropy(
     :mod:`divergences.estimate._kde`, ``details`` has ``bandwidth``, ``regime``, ``alpha``;
     ``O(n^2)`` time), ``"gaussian"``  (:math:`\tfrac12 \log\det(2\pi e\,\Sigma)`, maximum
     likelihood), ``"vasicek"`` and ``"ebrahimi"`` (1-D m-spacing estimators, window
-    ``m = floor(sqrt(n) + 1/2)`` unless ``window`` is given).
+    ``m = floor(sqrt(n) + 1/2)`` (scipy's default; ``(n - 1) // 2`` for ``n < 5``) unless
+    ``window`` is given; as in :func:`scipy.stats.differential_entropy`, ``1 <= window`` and
+    ``2 * window < n``, else a ``ValueError`` naming ``window``; the half samples of the
+    intervals use ``min(window, (rows - 1) // 2)``).
 
     ``"auto"`` picks ``"grassberger"`` for discrete data (low bias when many symbols are rare),
     ``"ebrahimi"`` for 1-D continuous data (smaller bias than the kNN estimator at small
@@ -206,15 +209,24 @@ def entropy(
         def local_fn(a: np.ndarray) -> np.ndarray:
             return _parametric.gaussian_entropy_local(a)
     else:  # spacing
-        m = _parametric.default_window(n) if window is None else _input.check_k(
-            window, n, "window")
         if n < 3:
             raise ValueError(f"{method} entropy needs at least 3 samples; got n={n}")
+        if window is None:
+            m = _spacing_window(n)
+        else:
+            m = _input.check_int(window, "window", 1)
+            if not 2 * m < n:  # scipy's rule: the m-spacings need 2m < n points
+                raise ValueError(
+                    f"window must be less than half the sample size (2 * window < n, as in "
+                    f"scipy.stats.differential_entropy); got window={m} for n={n}"
+                )
         details["window"] = m
 
         def local_fn(a: np.ndarray) -> np.ndarray:
-            mm = m if window is not None else _parametric.default_window(a.shape[0])
-            return _parametric.spacing_local(a[:, 0], min(mm, a.shape[0] - 1), method)
+            # half samples (intervals) keep 2m < rows: the given window, or the default
+            mm = m if window is not None else _spacing_window(a.shape[0])
+            return _parametric.spacing_local(a[:, 0], max(1, min(mm, (a.shape[0] - 1) // 2)),
+                                             method)
 
     est = from_local(local_fn(zs), method, offset=offset, level=level, details=details)
     if ci == "auto":
@@ -282,6 +294,11 @@ def _warn_ties(zs: np.ndarray, noise: float | str) -> None:
             "estimate then reflects log(noise), not the data; use noise='auto' (ties broken "
             "at the data's resolution) or integer data for a discrete variable",
             UserWarning, stacklevel=3)
+
+
+def _spacing_window(n: int) -> int:
+    """scipy's default ``floor(sqrt(n) + 1/2)``, kept below ``n / 2`` for ``n < 5``."""
+    return max(1, min(_parametric.default_window(n), (n - 1) // 2))
 
 
 def _check_halves(n: int, k: int) -> None:

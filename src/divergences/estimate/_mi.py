@@ -29,7 +29,7 @@ MI_METHODS = ("auto", "ksg", "ksg2", "mixed", "ross", "discrete", "binned", "gau
               "gaussian_copula", "kde", "mist", *NEURAL_METHODS)
 CMI_METHODS = ("auto", "ksg", "discrete", "gaussian")
 CIS = ("auto", "normal", "bootstrap", "bias_aware")
-CMI_CIS = ("normal", "bootstrap", "bias_aware")
+CMI_CIS = CIS
 KNN_MI = ("ksg", "ksg2", "mixed", "ross")  # ci="auto" gives them the bias-aware interval
 ATOM_FRACTION = 0.05
 
@@ -585,7 +585,7 @@ def conditional_mutual_information(
     k: int = 3,
     *,
     base: float | None = None,
-    ci: str = "normal",
+    ci: str = "auto",
     n_boot: int = 200,
     level: float = 0.95,
     noise: float | str = "auto",
@@ -611,9 +611,15 @@ def conditional_mutual_information(
 
     ``"auto"``: ``"discrete"`` when all three are integer, ``"ksg"`` when ``x`` and ``y`` are
     float (any ``z``); other combinations raise a ``ValueError`` naming the supported ones.
-    Ties, units, ``clip`` and intervals follow :func:`mutual_information`, except that the
-    default ``ci`` here is ``"normal"`` (``"bias_aware"`` and ``"bootstrap"`` on request; the
-    coverage of the bias-aware interval was measured for MI only).
+    Ties, units, ``clip`` (CMI is floored at 0 by default) and intervals follow
+    :func:`mutual_information`, with the same default: ``ci="auto"`` is ``"bias_aware"`` for
+    ``"ksg"`` (``n // 2 > k``) and ``"normal"`` for ``"discrete"`` and ``"gaussian"``.
+    Measured coverage of the 95% interval for ``"ksg"`` (Frenzel-Pompe), n = 1000, 40 seeds,
+    ``X = S + e_x``, ``Y = S + e_y``, ``S`` the sum of ``Z ~ N(0, I_dz)``, ``corr(e_x, e_y) =
+    r``, so ``I(X;Y|Z) = -log(1 - r^2)/2``: ``"normal"`` / ``"bias_aware"`` 92/95% at
+    ``r = 0`` (``dz = 1``), 88/90% at ``r = 0.6``, 72/90% at ``r = 0.9``, 50/92% at
+    ``r = 0.6`` with ``dz = 3`` (bias -0.027 nats, which the normal interval ignores); the
+    bias-aware interval is 1.6-2.5x as wide.
 
     >>> import numpy as np
     >>> from divergences.estimate import conditional_mutual_information
@@ -642,6 +648,8 @@ def conditional_mutual_information(
                 "('discrete'), float x and y with any z ('ksg'), or method='gaussian'; "
                 f"got x {'integer' if xd else 'float'}, y {'integer' if yd else 'float'}"
             )
+    if ci == "auto":  # as in mutual_information: bias-aware for the neighbour estimator
+        ci = "bias_aware" if method == "ksg" and _halves_ok(n, k) else "normal"
     rng = np.random.default_rng(seed)
     common = dict(ci=ci, n_boot=n_boot, seed=seed, level=level, base=base, clip=clip)
     if method == "discrete":
