@@ -17,7 +17,6 @@ from divergences.report._columns import (
     adaptive_edges,
     bin_codes,
     smoothed,
-    tie_noise,
 )
 from divergences.report._joint import standardize_pooled
 
@@ -68,9 +67,9 @@ def test_numbers_equal_the_library_functions(small):
     # PSI is Jeffreys' divergence of the smoothed histograms: sum (r - c) log(r / c)
     pr, pc = smoothed(hr), smoothed(hc)
     assert m["psi"].plugin == pytest.approx(float(np.sum((pr - pc) * np.log(pr / pc))), rel=1e-9)
-    noise = tie_noise(np.concatenate([r, c]))
-    e = knn_kl(r, c, seed=3, noise=noise)
-    assert m["kl"].plugin == pytest.approx(e.value, rel=1e-12)
+    e = knn_kl(r, c, seed=3)
+    assert m["kl"].plugin == pytest.approx(e.raw_value if e.raw_value is not None else e.value,
+                                           rel=1e-12)
     assert m["kl"].value == pytest.approx(max(e.value, 0.0), rel=1e-12)
     # categorical
     cat = rep.column("colour")
@@ -170,14 +169,21 @@ def test_ranking_detection_and_intervals(small):
 
 def test_adaptive_permutations_reach_small_pvalues():
     ref, cur = _data()
-    rep = compare({"shift": ref["shift"]}, {"shift": cur["shift"]}, permutations=19,
-                  n_boot=10, max_permutations=1999)
+    rng = np.random.default_rng(11)
+    noise_r = {f"n{i}": rng.normal(size=150) for i in range(24)}
+    noise_c = {f"n{i}": rng.normal(size=120) for i in range(24)}
+    rep = compare({"shift": ref["shift"], **noise_r}, {"shift": cur["shift"], **noise_c},
+                  permutations=19, n_boot=10)
+    # 25 columns at alpha 0.05: a floor of 1/1000 survives the adjustment, 1/100 would not
+    assert rep.meta["max_permutations"] == 999
     m = rep.column("shift").measures["wasserstein"]
-    assert m.test == "permutation (1999)" and m.pvalue == pytest.approx(1 / 2000) and m.p_floor
-    rep = compare({"same": ref["same"]}, {"same": cur["same"]}, permutations=19, n_boot=10,
-                  max_permutations=1999)
-    m = rep.column("same").measures["wasserstein"]
-    assert m.test == "permutation (19)" and not m.p_floor        # no need for more
+    assert m.test == "permutation (999)" and m.pvalue == pytest.approx(1 / 1000) and m.p_floor
+    assert m.qvalue <= 0.05
+    tests = [c.measures["wasserstein"].test for c in rep.columns if c.name != "shift"]
+    assert tests.count("permutation (19)") >= 15      # unremarkable p-values are not refined
+    capped = compare({"shift": ref["shift"]}, {"shift": cur["shift"]}, permutations=19,
+                     n_boot=10, max_permutations=199)
+    assert capped.column("shift").measures["wasserstein"].test == "permutation (99)"
 
 
 def test_benjamini_hochberg_by_hand():
@@ -311,11 +317,8 @@ def test_renderings(small):
     table = rep.table()
     assert "shift" in table and "mutual information" in table
     md = rep.to_markdown()
-    assert md.startswith("# Comparison report") and "| 1 | " in md
-    html = rep.to_html()
-    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == len(rep.columns) + 2
-    for bad in ("http://", "https://", "<script", "<link", "src=", "url("):
-        assert bad not in html, bad
+    assert "shift" in md
+    assert rep.to_html().startswith("<!DOCTYPE html>")   # the page itself: test_render.py
     assert not any(math.isnan(c.measures["js"].qvalue) for c in rep.columns)
 
 

@@ -73,6 +73,7 @@ from ._columns import (
     compare_numeric,
     decide,
     missing_test,
+    permutation_cap,
 )
 from ._io import InputError, choose_columns
 from ._joint import benjamini_hochberg, joint_mmd, target_information, target_sample
@@ -390,8 +391,10 @@ def compare(
         equal seeds give equal reports.
     permutations, max_permutations
         Permutations per permutation p-value at first, and the ceiling they grow to (ten times
-        more each round) while fewer than 10 permuted statistics reach the observed one
-        (:func:`divergences.report._columns.adaptive_permutation`).
+        more each round) while few permuted statistics reach the observed one
+        (:func:`divergences.report._columns.adaptive_permutation`). The ceiling used is the
+        smaller of ``max_permutations`` and what the number of columns and ``alpha`` call for
+        (:func:`divergences.report._columns.permutation_cap`); ``meta["max_permutations"]``.
     n_boot
         Bootstrap resamples per interval.
     level
@@ -500,8 +503,9 @@ def compare(
     results: list[ColumnResult] = []
     plot_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     compared: list[tuple[str, str, np.ndarray, np.ndarray]] = []
+    cap = max(permutations, permutation_cap(len(typed), float(alpha), max_permutations))
     opts = dict(permutations=permutations, n_boot=n_boot, level=float(level), seed=seed,
-                max_permutations=max_permutations)
+                max_permutations=cap)
     with _one_thread():
         for i, (c, kind, vr, vc) in enumerate(typed):
             mr, mc = _missing_mask(kind, vr), _missing_mask(kind, vc)
@@ -561,7 +565,7 @@ def compare(
         "sampled_reference": sampled[0], "sampled_current": sampled[1],
         "sampled": sampled != rows,
         "target": target, "seed": seed, "permutations": permutations,
-        "max_permutations": max_permutations, "n_boot": n_boot,
+        "max_permutations": cap, "n_boot": n_boot,
         "level": float(level), "alpha": float(alpha), "sample": sample,
         "drifted": sum(r.drift for r in results), "compared": len(results),
         "overrides": dict(overrides),

@@ -16,8 +16,9 @@ Numeric columns
     ``ks``          Kolmogorov-Smirnov statistic ``sup_x |F_r(x) - F_c(x)|``
                     (:func:`scipy.stats.ks_2samp`).
     ``kl``          ``KL(reference || current)`` by the k-nearest-neighbour estimator
-                    :func:`divergences.estimate.kl` with its default (bias-aware) interval,
-                    on dequantised values when the column has ties (:func:`tie_noise`).
+                    :func:`divergences.estimate.kl` with its defaults: the bias-aware
+                    interval, ties broken at the data's resolution (``noise="auto"``),
+                    floored at 0.
 
 Categorical columns
     ``js``    Jensen-Shannon divergence of the category frequencies.
@@ -74,7 +75,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .. import discrete
 from .. import estimate as _estimate
 
 __all__ = [
@@ -88,7 +88,6 @@ __all__ = [
     "compare_categorical",
     "compare_numeric",
     "smoothed",
-    "tie_noise",
 ]
 
 NUMERIC_MEASURES = ("js", "wasserstein", "psi", "ks", "kl")
@@ -104,6 +103,21 @@ BINS = 10
 MIN_EXCEEDANCES = 10
 #: Default ceiling of the adaptive number of permutations.
 MAX_PERMUTATIONS = 9999
+
+
+def permutation_cap(columns: int, alpha: float, maximum: int = MAX_PERMUTATIONS) -> int:
+    """The most permutations a column needs: the first of 99, 999, 9999, ... whose floor
+    ``1 / (1 + B)`` is at most ``alpha / columns``, so that a p-value at the floor survives
+    the Benjamini-Hochberg adjustment over ``columns`` columns at level ``alpha``; never above
+    ``maximum``. More would refine p-values that no decision depends on.
+
+    >>> permutation_cap(30, 0.05), permutation_cap(120, 0.05), permutation_cap(1, 0.05)
+    (999, 9999, 99)
+    """
+    b = 99
+    while (b + 1) * alpha < columns and b < maximum:
+        b = 10 * (b + 1) - 1
+    return min(b, maximum)
 #: Cochran's rule: asymptotic chi-square p-values when every expected count is at least this.
 MIN_EXPECTED = 5.0
 _CELLS = 4_000_000     # replicate x row cells per batch (bounds memory)
@@ -247,40 +261,38 @@ def _probs(counts: np.ndarray) -> np.ndarray:
     return counts / counts.sum(-1, keepdims=True)
 
 
+def _xlogy_ratio(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``sum p log(p / q)`` along the last axis with ``0 log 0 = 0`` (``q > 0`` where ``p > 0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0) / np.where(q > 0, q, 1.0)), 0.0)
+    return t.sum(-1)
+
+
 def hist_measures(hr: np.ndarray, hc: np.ndarray, kind: str) -> dict[str, np.ndarray]:
     """Histogram measures of count vectors ``hr`` (B, k), ``hc`` (B, k) -> ``{name: (B,)}``:
-    ``js`` and ``psi`` (numeric) or ``js``, ``tv``, ``chi2`` (categorical)."""
-    hr, hc = np.atleast_2d(hr).astype(np.float64), np.atleast_2d(hc).astype(np.float64)
-    out = {"js": np.asarray(discrete.js(_probs(hr), _probs(hc), validate=False),
-                            dtype=np.float64)}
-    if kind == "numeric":
-        out["psi"] = np.asarray(discrete.jeffreys(smoothed(hr), smoothed(hc), validate=False),
-                                dtype=np.float64)
-    else:
-        out["tv"] = np.asarray(discrete.tv(_probs(hr), _probs(hc), validate=False),
-                               dtype=np.float64)
-        out["chi2"] = np.asarray(discrete.chi2(smoothed(hr), smoothed(hc), validate=False),
-                                 dtype=np.float64)
-    return out
+    ``js`` and ``psi`` (numeric) or ``js``, ``tv``, ``chi2`` (categorical), clamped at 0.
 
+    The formulas of :func:`divergences.js`, :func:`divergences.jeffreys`,
+    :func:`divergences.tv` and :func:`divergences.chi2` in NumPy: thousands of replicates of a
+    ten-bin histogram are computed in one call, where the library's torch dispatch would cost
+    more than the arithmetic (the tests check both agree).
 
-def tie_noise(pooled: np.ndarray) -> float:
-    """Tie-breaking noise for :func:`divergences.estimate.kl` on a pooled 1-d sample.
-
-    Values recorded at a finite resolution repeat, and nearest-neighbour distances of 0
-    (broken by noise of 1e-10) blow up the estimate. Such a sample is *dequantised*: the noise
-    half-width is half the smallest gap between distinct values, on the standardised scale
-    the estimator works on (divided by the pooled standard deviation). Without ties: the
-    estimator's default, 1e-10.
-
-    >>> bool(tie_noise(np.array([0.0, 1.0, 1.0, 3.0])) == 0.5 / np.std([0.0, 1.0, 1.0, 3.0]))
-    True
+    >>> h = hist_measures(np.array([[3.0, 1.0]]), np.array([[1.0, 3.0]]), "categorical")
+    >>> round(float(h["tv"][0]), 3), round(float(h["js"][0]), 4)
+    (0.5, 0.1308)
     """
-    distinct = np.unique(pooled)
-    sd = float(np.std(pooled))
-    if distinct.size == pooled.size or distinct.size < 2 or sd == 0:
-        return 1e-10
-    return 0.5 * float(np.diff(distinct).min()) / sd
+    hr, hc = np.atleast_2d(hr).astype(np.float64), np.atleast_2d(hc).astype(np.float64)
+    pr, pc = _probs(hr), _probs(hc)
+    mix = 0.5 * (pr + pc)
+    out = {"js": np.maximum(0.5 * (_xlogy_ratio(pr, mix) + _xlogy_ratio(pc, mix)), 0.0)}
+    if kind == "numeric":
+        sr, sc = smoothed(hr), smoothed(hc)
+        out["psi"] = np.maximum(((sr - sc) * np.log(sr / sc)).sum(-1), 0.0)
+    else:
+        out["tv"] = 0.5 * np.abs(pr - pc).sum(-1)
+        sr, sc = smoothed(hr), smoothed(hc)
+        out["chi2"] = np.maximum(((sr - sc) ** 2 / sc).sum(-1), 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +391,7 @@ class _Sorted:
         self.k = max(len(edges) - 1, 1)
         codes = bin_codes(self.z, edges)
         self.starts = np.searchsorted(codes, np.arange(self.k + 1))
+        self.starts[-1] = pooled.size
         self.n, self.m = n, pooled.size - n
         is_ref = np.zeros(pooled.size, dtype=bool)
         is_ref[:n] = True
@@ -390,11 +403,11 @@ class _Sorted:
         gap = np.abs(cr / nr - cc / nc)
         out = {"wasserstein": gap[:, :-1] @ self.dz if self.dz.size else np.zeros(len(wr)),
                "ks": gap[:, self.ends].max(axis=1)}
-        zero = np.zeros((len(wr), 1))
-        cr, cc = np.hstack([zero, cr]), np.hstack([zero, cc])
-        hr = cr[:, self.starts[1:]] - cr[:, self.starts[:-1]]
-        hc = cc[:, self.starts[1:]] - cc[:, self.starts[:-1]]
-        out.update(hist_measures(hr, hc, "numeric"))
+        # counts below each bin's first position (0 before the first bin)
+        last = self.starts - 1
+        below_r = np.where(last >= 0, cr[:, np.maximum(last, 0)], 0.0)
+        below_c = np.where(last >= 0, cc[:, np.maximum(last, 0)], 0.0)
+        out.update(hist_measures(np.diff(below_r, axis=1), np.diff(below_c, axis=1), "numeric"))
         return out
 
     def observed(self) -> dict[str, float]:
@@ -426,25 +439,30 @@ def _replicates(fn: Callable[[int], dict[str, np.ndarray]], total: int,
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _kl_measure(r: np.ndarray, c: np.ndarray, seed: int, level: float,
-                noise: float) -> tuple[Measure, str | None]:
-    if r.size == c.size and np.array_equal(np.sort(r), np.sort(c)):
+def _kl_measure(r: np.ndarray, c: np.ndarray, seed: int,
+                level: float) -> tuple[Measure, str | None]:
+    vr, nr = np.unique(r, return_counts=True)
+    vc, nc = np.unique(c, return_counts=True)
+    if np.array_equal(vr, vc) and np.array_equal(nr * c.size, nc * r.size):
         # one empirical distribution on both sides (a file against itself, a constant
-        # column): the divergence is exactly 0, whatever the neighbour estimator would add
+        # column): exactly 0
         return Measure("kl", 0.0, 0.0, 0.0, math.nan, units=UNITS["kl"], plugin=0.0), None
     try:
-        est = _estimate.kl(r, c, seed=seed, noise=noise, level=level)
+        # the estimator's default breaks ties at the data's resolution (noise="auto")
+        est = _estimate.kl(r, c, seed=seed, level=level)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         nan = math.nan
         return Measure("kl", nan, nan, nan, nan, units=UNITS["kl"]), f"kl not estimated: {msg}"
+    raw = getattr(est, "raw_value", None)
+    raw = float(est.value) if raw is None else float(raw)
     value, lo, hi = float(est.value), float(est.ci_low), float(est.ci_high)
-    raw = value
     if not all(math.isfinite(v) for v in (value, lo, hi)):
         nan = math.nan
         return (Measure("kl", nan, nan, nan, nan, units=UNITS["kl"]),
                 "kl not estimated: the neighbour estimator gave a non-finite value")
     value, lo, hi, clipped = clip("kl", value, min(lo, value), max(hi, value))
+    clipped = clipped or raw < 0.0
     return Measure("kl", value, lo, hi, math.nan, units=UNITS["kl"], clipped=clipped,
                    plugin=raw), None
 
@@ -482,7 +500,7 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
             test = f"permutation ({b})"
         measures[key] = Measure(key, value, lo, hi, p, units=UNITS[key], clipped=clipped,
                                 p_floor=floor, test=test, plugin=plugin[key])
-    measures["kl"], note = _kl_measure(r, c, seed, level, tie_noise(pooled))
+    measures["kl"], note = _kl_measure(r, c, seed, level)
     hr = np.bincount(bin_codes(r, edges), minlength=srt.k)
     hc = np.bincount(bin_codes(c, edges), minlength=srt.k)
     res = ColumnResult(

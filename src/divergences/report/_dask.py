@@ -12,31 +12,33 @@ No partition is ever combined with another into one frame on the client. Two pas
    of ``grid_bins`` bins (default 4096) spanning the pooled minimum and maximum; and the rows
    of the sample (below).
 
-**Full-data measures** (every row), from the merged sketches:
+**Full-data measures** (every row), from the merged sketches, with intervals and p-values *of
+the full-data statistics* (never borrowed from a sample):
 
-* categorical columns (text, booleans, integers with at most 10 distinct values over the whole
-  data): ``js``, ``tv``, ``chi2`` from the exact category counts: the values the local engine
-  gives with ``sample=None``;
-* numeric columns: ``js`` and ``psi`` from exact counts on the adaptive pooled-quantile bins,
-  whose edges are snapped to the grid (:func:`._sketch.quantile_edges`: the exact quantile
-  located from the exact CDF at the grid edges, each edge about one grid width ``h`` from the
-  local engine's, usually closer); ``wasserstein`` from the merged grid histograms, error at
-  most ``h sum_b max(r_b, c_b) <= 2h``; ``ks`` as the largest CDF gap on the grid edges, a
-  lower bound short of the statistic by at most the largest grid-bin frequency. ``h`` and both
-  error bounds are reported per column in ``meta["sketch"]``.
+* categorical columns (text, booleans; integer columns given in ``categorical=``): ``js``,
+  ``tv``, ``chi2`` from the exact category counts, with the local engine's own computation
+  from counts (:func:`._columns.categorical_from_counts`: multinomial bootstrap of the counts,
+  chi-square and G-test p-values): the values the local engine gives with ``sample=None``;
+* numeric columns: ``js`` and ``psi`` from exact counts on the ten pooled-decile bins of
+  :data:`._columns.BINS` (the same rule as the local engine, whatever the row count, so values
+  on 5,000 rows and on all rows estimate the same quantity), whose edges are snapped to the
+  grid (:func:`._sketch.quantile_edges`: each edge about one grid width ``h`` from the exact
+  quantile); ``wasserstein`` from the merged grid histograms, error at most
+  ``h sum_b max(r_b, c_b) <= 2h``; ``ks`` as the largest CDF gap on the grid edges, a lower
+  bound short of the statistic by at most the largest grid-bin frequency. ``h`` and both error
+  bounds are reported per column in ``meta["sketch"]``. Their bootstrap resamples the grid
+  counts of each data set from a multinomial, their permutation tests split the pooled grid
+  counts by multivariate hypergeometric draws (both exact for the binned data, at the full row
+  counts), and the KS p-value is Kolmogorov's asymptotic one for the full row counts
+  (:func:`full_numeric`). The drift decisions and the missing-share tests use the full data.
 
 **Sampled measures**, on a uniform random sample of ``sample`` rows of each data set (the whole
 data set when it has no more rows): the row indices are drawn on the client exactly as the local
-engine draws them (``numpy.random.default_rng([seed, 0])``, reference first), and each partition
-returns its rows of the sample. On that sample the local engine runs unchanged, so these equal
-the local engine's numbers for the same ``sample`` and ``seed``: ``kl`` (nearest neighbours),
-every bootstrap interval and permutation p-value (hence the q-values), the joint MMD test and
-the mutual information with the target (estimator ``"auto"``), and the plotted distributions.
-The interval of a full-data measure is the sample's bootstrap interval translated by the
-difference between the full-data value and the sample's value (so that it surrounds the value
-reported): its width is that of a data set of ``sample`` rows, wider than the full data's. Its
-p-value is the sample's permutation p-value: a test of the sample, conservative for the full
-data.
+engine draws them (:func:`divergences.report._sample_index`: a function of the row count and
+the seed), and each partition returns its rows of the sample. On that sample the local engine
+runs unchanged, giving ``kl`` (nearest neighbours, with its own interval), the joint MMD test,
+the mutual information with the target and the plotted distributions; ``meta`` lists them
+under ``sampled_measures`` and gives the sample's size in ``sample_rows``.
 
 The cluster: ``scheduler=None`` starts a :class:`distributed.LocalCluster` with worker
 processes (one thread each) and closes it at the end; an address (``"tcp://host:8786"``)
@@ -53,16 +55,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from .. import discrete
 from ._columns import (
-    CATEGORICAL_MEASURES,
+    BINS,
     NUMERIC_MEASURES,
     UNITS,
     ColumnResult,
     Measure,
-    n_bins,
-    smoothed,
+    adaptive_permutation,
+    bias_corrected,
+    categorical_from_counts,
+    hist_measures,
+    permutation_cap,
 )
 from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError, choose_columns, table_files
 from ._sketch import (
@@ -286,37 +291,90 @@ def _client(scheduler: Any) -> Iterator[tuple[Any, str]]:
         yield client, str(scheduler)
 
 
-def _hist_measures(hr: np.ndarray, hc: np.ndarray, kind: str) -> dict[str, float]:
-    """The histogram measures of :mod:`._columns` from two count vectors."""
-    pr, pc = hr / hr.sum(), hc / hc.sum()
-    out = {"js": float(discrete.js(pr, pc))}
-    if kind == "numeric":
-        out["psi"] = float(discrete.jeffreys(smoothed(hr), smoothed(hc)))
-    else:
-        out["tv"] = float(discrete.tv(pr, pc))
-        out["chi2"] = float(discrete.chi2(smoothed(hr), smoothed(hc)))
+def _grid_stats(g: np.ndarray, code: np.ndarray, k: int, hr: np.ndarray,
+                hc: np.ndarray) -> dict[str, np.ndarray]:
+    """The numeric measures of grid histograms ``hr``, ``hc`` (B, G): ``wasserstein`` and
+    ``ks`` as :func:`._sketch.wasserstein_from_histograms` and
+    :func:`._sketch.ks_from_histograms` compute them, ``js`` and ``psi`` on the bins that
+    ``code`` maps the grid bins to."""
+    hr, hc = np.atleast_2d(hr).astype(np.float64), np.atleast_2d(hc).astype(np.float64)
+    zero = np.zeros((hr.shape[0], 1))
+    fr = np.hstack([zero, np.cumsum(hr, axis=1)]) / hr.sum(1, keepdims=True)
+    fc = np.hstack([zero, np.cumsum(hc, axis=1)]) / hc.sum(1, keepdims=True)
+    d = np.abs(fr - fc)
+    h = float(g[1] - g[0]) if g.size > 1 else 0.0
+    out = {"wasserstein": h * (d[:, :-1] + d[:, 1:]).sum(1) / 2.0, "ks": d.max(1)}
+    onehot = np.zeros((hr.shape[1], k))
+    onehot[np.arange(hr.shape[1]), code] = 1.0
+    out.update(hist_measures(hr @ onehot, hc @ onehot, "numeric"))
     return out
 
 
-def _measures(kind: str, full: dict[str, float], sampled: ColumnResult | None) -> dict[str, Measure]:
-    """Full-data values with the sample's p-values and the sample's bootstrap intervals
-    translated by ``full value - sample value`` (NaN when the sample's column is of the other
-    kind); the sample's ``kl`` as it is."""
-    names = NUMERIC_MEASURES if kind == "numeric" else CATEGORICAL_MEASURES
-    usable = sampled is not None and sampled.kind == kind
-    out = {}
-    for name in names:
-        if name in full:
-            s = sampled.measures[name] if usable else None
-            shift = full[name] - s.value if s else math.nan
-            out[name] = Measure(name, full[name], s.ci_low + shift if s else math.nan,
-                                s.ci_high + shift if s else math.nan,
-                                s.pvalue if s else math.nan, units=UNITS[name])
-        elif usable:
-            out[name] = sampled.measures[name]
+def full_numeric(g: np.ndarray, hr: np.ndarray, hc: np.ndarray, *, permutations: int,
+                 max_permutations: int, n_boot: int, level: float,
+                 seed: int) -> tuple[dict[str, Measure], np.ndarray, np.ndarray, np.ndarray]:
+    """``js``, ``psi``, ``wasserstein``, ``ks`` of a numeric column from its full-data grid
+    histograms, with intervals and p-values *of the full-data statistics*: the bootstrap
+    resamples each data set's grid counts from a multinomial (the same as resampling its
+    rows, to the grid's resolution); the permutation test splits the pooled grid counts by a
+    multivariate hypergeometric draw (the same as relabelling the rows); the KS p-value is
+    Kolmogorov's asymptotic one for the full row counts. Values are bias-corrected and clipped
+    as in the local engine (:func:`._columns.bias_corrected`). Also returns the bin edges and
+    the counts on them.
+
+    >>> g = grid(0.0, 1.0, 64)
+    >>> rng = np.random.default_rng(0)
+    >>> hr = histogram(rng.uniform(size=2000), g)
+    >>> ms, edges, br, bc = full_numeric(g, hr, hr.copy(), permutations=19,
+    ...                                  max_permutations=99, n_boot=20, level=0.95, seed=0)
+    >>> ms["js"].value, ms["ks"].pvalue, len(edges) - 1
+    (0.0, 1.0, 10)
+    """
+    n, m = int(hr.sum()), int(hc.sum())
+    edges = quantile_edges(g, hr + hc, BINS)
+    k = max(edges.size - 1, 1)
+    code = np.searchsorted(edges[1:-1], g[:max(g.size - 1, 1)], side="right")
+    br = np.bincount(code, weights=hr, minlength=k).astype(np.int64)
+    bc = np.bincount(code, weights=hc, minlength=k).astype(np.int64)
+    plugin = {key: float(v[0]) for key, v in _grid_stats(g, code, k, hr, hc).items()}
+    grid_n = hr.size
+    step = max(1, 2_000_000 // grid_n)
+    rng = np.random.default_rng([seed, 1])
+    boot: dict[str, list[np.ndarray]] = {}
+    for s in range(0, n_boot, step):
+        b = min(step, n_boot - s)
+        rr = rng.multinomial(n, hr / n, size=b)
+        rc = rng.multinomial(m, hc / m, size=b)
+        for key, v in _grid_stats(g, code, k, rr, rc).items():
+            boot.setdefault(key, []).append(v)
+    pooled = (hr + hc).astype(np.int64)
+    prng = np.random.default_rng([seed, 2])
+    permuted = ("js", "psi", "wasserstein")
+
+    def draw(b: int) -> dict[str, np.ndarray]:
+        out: dict[str, list[np.ndarray]] = {}
+        for s in range(0, b, step):
+            pr = prng.multivariate_hypergeometric(pooled, n, size=min(step, b - s))
+            for key, v in _grid_stats(g, code, k, pr, pooled - pr).items():
+                if key in permuted:
+                    out.setdefault(key, []).append(v)
+        return {key: np.concatenate(v) for key, v in out.items()}
+
+    perm = adaptive_permutation({key: plugin[key] for key in permuted}, draw, permutations,
+                                max(permutations, max_permutations))
+    ks_p = float(min(1.0, stats.kstwobign.sf(plugin["ks"] * math.sqrt(n * m / (n + m)))))
+    measures = {}
+    for key in ("js", "wasserstein", "psi", "ks"):
+        value, lo, hi, clipped = bias_corrected(key, plugin[key], np.concatenate(boot[key]),
+                                                level)
+        if key == "ks":
+            p, floor, test = ks_p, False, "KS (asymptotic)"
         else:
-            out[name] = Measure(name, math.nan, math.nan, math.nan, math.nan, units=UNITS[name])
-    return out
+            p, floor, b = perm[key]
+            test = f"permutation ({b})"
+        measures[key] = Measure(key, value, lo, hi, p, units=UNITS[key], clipped=clipped,
+                                p_floor=floor, test=test, plugin=plugin[key])
+    return measures, edges, br, bc
 
 
 def _kind(sr: Any, sc: Any, column: str, names: tuple[str, str],
@@ -456,36 +514,40 @@ def compare_dask(
                     progress=progress)
     by_name = {r.name: r for r in local.columns}
 
+    cap = max(permutations, permutation_cap(len(kinds), alpha, max_permutations))
     results, errors, notes = [], {}, []
     for c, kind in kinds.items():
         sampled = by_name.get(c)
-        if sampled is not None and sampled.kind != kind:
-            notes.append(f"column {c!r} is {kind} in the full data but {sampled.kind} in the "
-                         "sample: its intervals and p-values are not given")
         if kind == "numeric":
             g, hr, hc = grids[c], hist_r[c], hist_c[c]
             n, m = sk_r[c].n, sk_c[c].n
-            edges = quantile_edges(g, hr + hc, n_bins(min(n, m)))
-            k = max(edges.size - 1, 1)
-            code = np.searchsorted(edges[1:-1], g[:max(g.size - 1, 1)], side="right")
-            br = np.bincount(code, weights=hr, minlength=k).astype(np.int64)
-            bc = np.bincount(code, weights=hc, minlength=k).astype(np.int64)
-            full = _hist_measures(br.astype(np.float64), bc.astype(np.float64), kind)
-            full["wasserstein"], w_err = wasserstein_from_histograms(g, hr, hc)
-            full["ks"], ks_err = ks_from_histograms(hr, hc)
+            measures, edges, br, bc = full_numeric(
+                g, hr, hc, permutations=permutations, max_permutations=cap, n_boot=n_boot,
+                level=level, seed=seed)
+            _, w_err = wasserstein_from_histograms(g, hr, hc)
+            _, ks_err = ks_from_histograms(hr, hc)
             errors[c] = {"grid_width": float(g[1] - g[0]) if g.size > 1 else 0.0,
                          "wasserstein": w_err, "ks": ks_err}
+            if sampled is not None and sampled.kind == "numeric":
+                measures["kl"] = sampled.measures["kl"]
+            else:
+                notes.append(f"column {c!r}: kl not estimated (the sample holds too few of "
+                             "its values)")
+                measures["kl"] = Measure("kl", math.nan, math.nan, math.nan, math.nan,
+                                         units="nats")
             res = ColumnResult(c, kind, n, m, sk_r[c].missing, sk_c[c].missing,
-                               _measures(kind, full, sampled), br.tolist(), bc.tolist(),
-                               edges=edges.tolist())
+                               {name: measures[name] for name in NUMERIC_MEASURES},
+                               br.tolist(), bc.tolist(), edges=edges.tolist(),
+                               drift_test="KS", drift_pvalue=measures["ks"].pvalue)
         else:
             cr, cc = _as_categories(sk_r[c]), _as_categories(sk_c[c])
             cats = sorted(set(cr.counts) | set(cc.counts))
             hr = np.array([cr.counts.get(x, 0) for x in cats], dtype=np.float64)
             hc = np.array([cc.counts.get(x, 0) for x in cats], dtype=np.float64)
-            res = ColumnResult(c, kind, cr.n, cc.n, cr.missing, cc.missing,
-                               _measures(kind, _hist_measures(hr, hc, kind), sampled),
-                               hr.astype(int).tolist(), hc.astype(int).tolist(), categories=cats)
+            res = categorical_from_counts(c, cats, hr, hc, permutations=permutations,
+                                          n_boot=n_boot, level=level, seed=seed,
+                                          missing=(cr.missing, cc.missing),
+                                          max_permutations=cap)
         results.append(res)
 
     for res in results:
@@ -497,15 +559,16 @@ def compare_dask(
     meta = dict(local.meta)
     meta.update({
         "rows_reference": int(sizes[0].sum()), "rows_current": int(sizes[1].sum()),
+        "rows_total": [int(sizes[0].sum()), int(sizes[1].sum())],
         "sampled_reference": len(sample_r), "sampled_current": len(sample_c),
         "sampled": (len(sample_r), len(sample_c)) != (int(sizes[0].sum()),
                                                        int(sizes[1].sum())),
         "drifted": sum(r.drift for r in results), "compared": len(results),
         "sample": sample, "engine": "dask", "scheduler": where, "partitions": npart,
         "sample_rows": [len(sample_r), len(sample_c)],
+        "max_permutations": cap,
         "full_data_measures": {k: list(v) for k, v in FULL_DATA.items()},
-        "sampled_measures": ["kl", "intervals", "pvalues", "joint", "mutual_information",
-                             "plots"],
+        "sampled_measures": ["kl", "joint", "mutual_information", "plots"],
         "sketch": {"grid_bins": grid_bins, "columns": errors},
     })
     if notes:
