@@ -268,11 +268,17 @@ def vocab_parallel_distillation_loss(
     divides both logits (:math:`T^2` factor only with ``temperature_scaling``);
     ``hard_weight`` mixes in the cross-entropy on ``labels`` at temperature 1; ``labels ==
     ignore_index`` or ``mask == 0`` drops a token; ``reduction`` ``"none" | "sum" | "mean" |
-    "batchmean"`` and ``num_items_in_batch`` as there. Natural log (nats).
+    "batchmean"`` and ``num_items_in_batch`` as there; ``skew`` is the skew divergences'
+    mixture weight and ``alpha`` the order of ``divergence="alpha"`` (``alpha=`` as the skew
+    weight is deprecated). Natural log (nats). A NaN logit on any rank in a counted token
+    makes the loss NaN; in a dropped token it has no effect.
 
     Gradients (float32 accumulation, float64 for float64 inputs; bf16/fp16 inputs are upcast)
     flow to this rank's shards: the student's, and the teacher's when it requires grad. They
-    are computed during the forward pass; the backward pass is local. Communication per chunk
+    are computed during the forward pass and stored in the logits' dtype (float32 for
+    float16); the backward pass is local. A second backward pass through the same graph forms
+    them again (the same collectives, on every rank; it needs the input tensors alive);
+    double backward (``create_graph=True``) raises a ``RuntimeError``. Communication per chunk
     of ``c`` tokens (``chunk_size``, automatic by default): all-reduce MAX of ``2c`` floats,
     all-reduce SUM of ``2c`` (``3c`` with a cross-entropy term and ``T != 1``) and of ``4c``.
     ``-inf`` logits are zero-mass entries (a shard may be all ``-inf`` for a token).
@@ -393,7 +399,8 @@ def vocab_parallel_fused_linear_distillation_loss(
     states, weight shard and bias shard. The hidden states' gradient is the sum over the
     vocabulary shards: all-reduced over ``group`` (N x H floats, once per call) unless
     ``all_reduce_hidden_grad=False`` (then each rank gets its own shard's part, for callers
-    whose tensor-parallel layer reduces it). Weight gradients accumulate in float32.
+    whose tensor-parallel layer reduces it). Weight gradients accumulate in float32. Dropped
+    tokens' hidden states are zeroed by selection before any product over tokens.
 
     >>> import tempfile, torch, torch.distributed as dist
     >>> from divergences.distributed import vocab_parallel_fused_linear_distillation_loss

@@ -458,8 +458,8 @@ def fused_linear_distillation_loss(
     float32 (a loss scale arrives only in the backward pass). Dropped tokens' hidden states
     are zeroed by selection before any product over tokens, so a NaN there cannot reach the
     weight's gradient; a NaN in a counted token makes the loss NaN. The loss must be reduced
-    when a gradient is needed (``reduction="none"`` gives values only). The stored gradients
-    follow :mod:`divergences._stored_grad`: a second backward pass forms them again, and
+    when a gradient is needed (``reduction="none"`` gives values only). As in
+    :func:`distillation_loss`, a second backward pass forms the stored gradients again, and
     double backward (``create_graph=True``) recomputes the loss with plain autograd from
     whole logits (N x V memory for that call); both need the input tensors alive.
 

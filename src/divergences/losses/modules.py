@@ -37,9 +37,11 @@ def _resolve_names(divergence, beta, alpha, skew):
 class DistillationLoss(nn.Module):
     """Module face of :func:`~divergences.losses.distillation_loss`.
 
-    The options (divergence, ``beta``, ``alpha``, ``temperature``, ``ignore_index``,
-    ``reduction``, ``hard_weight``, ``temperature_scaling``, ``chunk_size``, ``pad_vocab``) are
-    fixed at construction and checked there; ``forward(student_logits, teacher_logits,
+    The options (divergence, ``beta``, ``alpha`` (an order), ``temperature``,
+    ``ignore_index``, ``reduction``, ``hard_weight``, ``temperature_scaling``, ``chunk_size``,
+    ``pad_vocab``, and keyword-only ``skew`` and ``vocab``) are fixed at construction and
+    checked there (the deprecated ``alpha=`` for a skew divergence's weight warns once, there,
+    and is kept as ``skew``); ``forward(student_logits, teacher_logits,
     labels=None, mask=None, num_items_in_batch=None, return_components=False)``.
 
     >>> import torch
@@ -111,7 +113,7 @@ class SparseDistillationLoss(nn.Module):
 
     Options at construction (``tail``, divergence, ``beta``, ``alpha``, ``temperature``,
     ``ignore_index``, ``reduction``, ``hard_weight``, ``temperature_scaling``, ``chunk_size``,
-    ``validate``); ``forward(student_logits, teacher_topk_indices, teacher_topk_logprobs,
+    ``validate``, keyword-only ``skew``); ``forward(student_logits, teacher_topk_indices, teacher_topk_logprobs,
     labels=None, mask=None, num_items_in_batch=None, return_components=False)``.
 
     >>> import torch
@@ -184,7 +186,8 @@ class SparseDistillationLoss(nn.Module):
 class FusedLinearDistillationLoss(nn.Module):
     """Module face of :func:`~divergences.losses.fused_linear_distillation_loss`.
 
-    Options at construction (those of :class:`DistillationLoss` plus ``vocab_tile``,
+    Options at construction (those of :class:`DistillationLoss`, ``skew`` and ``vocab``
+    included, plus ``vocab_tile``,
     ``student_logit_scale``,
     ``teacher_logit_scale``, ``student_final_logit_softcapping``,
     ``teacher_final_logit_softcapping``); ``forward(student_hidden, student_weight,
