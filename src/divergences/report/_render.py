@@ -186,17 +186,18 @@ def _rows_line(meta: dict[str, Any], side: str) -> str:
     return text
 
 
-def _engine_line(meta: dict[str, Any]) -> str | None:
-    """What the dask engine computed from full-data sketches and what from the row sample."""
+def _engine_lines(meta: dict[str, Any]) -> list[str]:
+    """What the dask engine computed from full-data sketches and what from the row sample:
+    one short line each, so that a narrow terminal never splits a phrase."""
     if meta.get("engine") != "dask":
-        return None
+        return []
     full = sorted({m for ms in meta.get("full_data_measures", {}).values() for m in ms})
-    return (f"engine dask ({meta.get('scheduler')}, "
-            f"{'+'.join(map(str, meta.get('partitions', [])))} partitions): full data for "
-            f"{', '.join(full)} (grid of {meta.get('sketch', {}).get('grid_bins')} bins, error "
-            f"bounds in report.json); on a sample of "
-            f"{'+'.join(map(str, meta.get('sample_rows', [])))} rows: "
-            f"{', '.join(meta.get('sampled_measures', []))}")
+    return [f"engine dask ({meta.get('scheduler')}, "
+            f"{'+'.join(map(str, meta.get('partitions', [])))} partitions)",
+            f"  full data: {', '.join(full)} (grid of "
+            f"{meta.get('sketch', {}).get('grid_bins')} bins; error bounds in report.json)",
+            f"  on a sample of {'+'.join(map(str, meta.get('sample_rows', [])))} rows: "
+            f"{', '.join(meta.get('sampled_measures', []))}"]
 
 
 def _joint_line(j: dict[str, Any], alpha: float = ALPHA) -> str:
@@ -214,9 +215,7 @@ def _summary_lines(rep: Report, joint: bool = True) -> list[str]:
     # "reference NAME: ..." unless the data set is called "reference" already
     lines = [("" if meta.get(side) == side else f"{side:9s} ") + _rows_line(meta, side)
              for side in ("reference", "current")]
-    engine = _engine_line(meta)
-    if engine:
-        lines.append(engine)
+    lines += _engine_lines(meta)
     if rep.joint is not None and joint:
         lines.append(_joint_line(rep.joint, _alpha(rep)))
     if rep.skipped:
