@@ -121,7 +121,7 @@ def _fp16_check(got, ref):
     assert err < 1e-3, err
 
 
-def test_fp16_dense_and_sparse_gradients_survive_a_loss_scale():
+def test_fp16_dense_and_sparse_gradients_survive_a_loss_scale(world1):
     n, v = 256, 2000
     g = torch.Generator().manual_seed(1)
     s = torch.randn(n, v, generator=g).half()
@@ -131,6 +131,7 @@ def test_fp16_dense_and_sparse_gradients_survive_a_loss_scale():
     per_token(s64, t.double(), fd)[0].mean().backward()
     _fp16_check(_scaled_grad(lambda x: distillation_loss(x, t), s), s64.grad)
     _fp16_check(_scaled_grad(lambda x: distillation_loss(x, t, chunk_size=17), s), s64.grad)
+    _fp16_check(_scaled_grad(lambda x: vocab_parallel_distillation_loss(x, t), s), s64.grad)
     idx = torch.arange(v).expand(n, v)  # k = V: the sparse loss is the dense one
     lpk = torch.log_softmax(t.double(), -1).half()
     s64.grad = None
