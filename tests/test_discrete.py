@@ -434,8 +434,8 @@ def test_errors_name_the_argument():
         dv.f_divergence(p, p, "kld")
     with pytest.raises(ValueError, match="beta must lie in \\[0, 1\\]"):
         dv.js(p, p, beta=1.2)
-    with pytest.raises(ValueError, match="alpha must lie in \\[0, 1\\]"):
-        dv.skew_kl(p, p, alpha=2.0)
+    with pytest.raises(ValueError, match="skew must lie in \\[0, 1\\]"):
+        dv.skew_kl(p, p, skew=2.0)
     with pytest.raises(ValueError, match="alpha must lie in \\[0, inf\\]"):
         dv.renyi(p, p, alpha=-1.0)
     with pytest.raises(ValueError, match="base must be"):
@@ -488,8 +488,13 @@ def test_base_converts_only_logarithmic_measures(rng):
     for name in ("kl", "reverse_kl", "js", "jeffreys", "skew_kl"):
         assert dv.f_divergence(p, q, name, base=2) == pytest.approx(
             dv.f_divergence(p, q, name) / np.log(2), rel=1e-12)
+    # not logarithmic: base does not apply, and giving it is an error (it was ignored)
     for name in ("tv", "pearson_chi2", "neyman_chi2", "squared_hellinger", "le_cam", "alpha"):
-        assert dv.f_divergence(p, q, name, base=2) == dv.f_divergence(p, q, name)
-    assert dv.alpha_divergence(p, q, base=2) == dv.alpha_divergence(p, q)
+        with pytest.raises(ValueError, match="not a logarithmic quantity"):
+            dv.f_divergence(p, q, name, base=2)
+    for fn in (dv.tv, dv.chi2, dv.hellinger, dv.alpha_divergence):
+        with pytest.raises(ValueError, match="not a logarithmic quantity.*omit base"):
+            fn(p, q, base=2)
+        fn(p, q, base=None)   # None is the default, and fine
     with pytest.raises(ValueError, match="base must be"):
-        dv.f_divergence(p, q, "tv", base=1)
+        dv.f_divergence(p, q, "kl", base=1)

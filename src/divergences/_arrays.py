@@ -57,10 +57,19 @@ def check_range(
     return v
 
 
-def log_base(base: float | None) -> float | None:
-    """The divisor that converts nats to ``base`` units, or ``None`` for nats."""
+def log_base(base: float | None, what: str | None = None) -> float | None:
+    """The divisor that converts nats to ``base`` units, or ``None`` for nats.
+
+    ``what`` names a measure that is not logarithmic (total variation, chi-square, ...): for
+    it any ``base`` other than ``None`` is a ``ValueError``, never silently ignored.
+    """
     if base is None:
         return None
+    if what is not None:
+        raise ValueError(
+            f"base={base!r} does not apply: {what} is not a logarithmic quantity (base converts "
+            "nats to other units only for KL, JS, Renyi, entropy and the like); omit base"
+        )
     b = check_range(base, "base", 0.0, low_open=True)
     if b == 1.0:
         raise ValueError("base must be positive and different from 1; got 1")
@@ -145,6 +154,20 @@ def as_tensors(
     return [t.to(dtype) for t in tensors], Wrapper("numpy", np_dtype)
 
 
+def source_dtype(a: Any) -> torch.dtype:
+    """The floating dtype an argument arrived in, before :func:`as_tensors` promoted it.
+
+    A bfloat16 tensor next to a float32 one is computed in float32 but carries bfloat16's
+    rounding: checks of its normalisation use this dtype. Integers, booleans and lists count
+    as float64 (NumPy) or torch's default dtype (integer tensors).
+    """
+    if isinstance(a, torch.Tensor):
+        return a.dtype if a.is_floating_point() else torch.get_default_dtype()
+    if isinstance(a, np.ndarray) and a.dtype in (np.float16, np.float32):
+        return torch.float16 if a.dtype == np.float16 else torch.float32
+    return torch.float64
+
+
 def _promote(dtypes: Sequence[torch.dtype]) -> torch.dtype:
     out = dtypes[0]
     for d in dtypes[1:]:
@@ -202,13 +225,15 @@ def check_no_nan(t: torch.Tensor, name: str) -> None:
 
 
 def safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    """``sqrt(max(x, 0))`` with gradient 0 (not inf) where ``x <= 0``.
+    """``sqrt(max(x, 0))`` with gradient 0 (not inf) where ``x <= 0``; NaN stays NaN.
 
     Distances built as the square root of a divergence are not differentiable where it is 0;
     the zero subgradient keeps optimisation finite there.
     """
     pos = x > 0
-    return torch.where(pos, torch.where(pos, x, torch.ones_like(x)).sqrt(), torch.zeros_like(x))
+    # NaN stays NaN (it is not <= 0)
+    zero = torch.where(torch.isnan(x), x, torch.zeros_like(x))
+    return torch.where(pos, torch.where(pos, x, torch.ones_like(x)).sqrt(), zero)
 
 
 def as_samples(t: torch.Tensor, name: str) -> torch.Tensor:

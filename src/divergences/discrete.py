@@ -11,20 +11,34 @@ Every function here takes the same keyword arguments:
 ``reduction``
     ``"none"`` (one value per batch entry, the default), ``"sum"`` or ``"mean"``.
 ``base``
-    ``None`` for nats (natural log), ``2`` for bits, any positive number other than 1.
+    ``None`` for nats (natural log), ``2`` for bits, any positive number other than 1. Only
+    for logarithmic measures (KL, JS, skew KL, Jeffreys, Renyi, Bhattacharyya, entropy,
+    cross-entropy, logarithmic registry members): :func:`tv`, :func:`chi2`,
+    :func:`hellinger`, :func:`alpha_divergence` and non-logarithmic members in
+    :func:`f_divergence` raise a ``ValueError`` when it is given.
 ``normalize``
-    ``False`` (default): probabilities must sum to one within a tolerance (``1e-6`` for
-    float64, ``1e-4`` for float32, ``1e-2`` for float16/bfloat16 inputs) and log-probabilities
-    must log-sum-exp to zero within the same tolerance; otherwise a ``ValueError``.
-    ``True`` rescales each distribution to sum to one first.
+    ``False`` (default): probabilities must sum to one, and log-probabilities log-sum-exp to
+    zero, within a tolerance set by each argument's own dtype and the support size ``n``:
+    ``max(floor, eps * (1 + ln n))`` with ``eps`` the dtype's machine epsilon and ``floor``
+    ``1e-6`` (float64), ``1e-4`` (float32) or ``1e-2`` (float16/bfloat16); otherwise a
+    ``ValueError``. (Rounding each of ``n`` log-probabilities moves their log-sum-exp by at
+    most ``eps/2`` times the entropy, ``<= eps/2 * ln n``: torch's own bfloat16
+    ``log_softmax`` passes; an input off by more than the tolerance is rejected.) A bfloat16
+    argument next to a float32 one is checked at bfloat16's tolerance. ``True`` rescales each
+    distribution to sum to one first.
 ``validate``
     ``True`` (default) checks the inputs for NaN, infinities, negative mass and
-    normalisation. ``False`` skips the checks (one pass over the data each) for speed.
+    normalisation; NaN is a ``ValueError`` naming the argument. ``False`` skips the checks
+    (one pass over the data each) for speed; NaN then propagates to the result (never read
+    as zero mass).
 
 Conventions: ``0 log 0 = 0``; ``KL(p||q) = +inf`` where ``q = 0 < p`` (see :mod:`divergences.fdiv`
 for the general rule). Finite logits never produce ``inf`` or NaN. Probabilities that are
-exactly zero have a finite (zero) gradient. Results are clamped at 0 where the true value
-cannot be negative, so rounding never gives a negative divergence.
+exactly zero have a finite (zero) gradient. Every divergence is accurate to a few ulps relative
+however close ``p`` and ``q`` are (the registry's cancellation-free terms; from probabilities
+the log-ratio is formed as ``log1p((p - q) / q)``), and exactly 0 for identical inputs. Results
+are clamped at 0 where the true value cannot be negative, so rounding never gives a negative
+divergence.
 
 NumPy (or list) input gives NumPy output; torch input gives torch output, differentiable and on
 the input's device. float16/bfloat16 are computed in float32 and returned as float32.
@@ -52,6 +66,7 @@ from ._arrays import (
     log_base,
     move_support_last,
     safe_sqrt,
+    source_dtype,
 )
 
 __all__ = [
@@ -73,21 +88,41 @@ __all__ = [
 _SUM_TOL = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 
 
+def sum_tolerance(dtype: torch.dtype, n: int) -> float:
+    """Normalisation tolerance for an argument of ``dtype`` over a support of ``n`` entries.
+
+    ``max(floor, eps * (1 + ln n))``: rounding ``n`` probabilities (or log-probabilities) to
+    ``dtype`` moves their sum (log-sum-exp) by at most about ``eps/2 * (1 + ln n)``; the
+    floors are the historical tolerances (``1e-6``, ``1e-4``, ``1e-2``).
+
+    >>> round(sum_tolerance(torch.bfloat16, 32000), 4)
+    0.0889
+    >>> sum_tolerance(torch.float32, 32000)
+    0.0001
+    """
+    floor = _SUM_TOL.get(dtype, 1e-4)
+    eps = torch.finfo(dtype).eps if dtype.is_floating_point else 2.0**-52
+    return max(floor, eps * (1.0 + math.log(max(n, 1))))
+
+
 # --------------------------------------------------------------------------------------------
 # Input handling
 # --------------------------------------------------------------------------------------------
 
 
 def check_distribution(
-    x: torch.Tensor, input: str, name: str, *, normalize: bool = False, validate: bool = True
+    x: torch.Tensor, input: str, name: str, *, normalize: bool = False, validate: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> bool:
     """Validate ``x`` (a whole input, support last) and say whether it has no zero mass.
 
     Returns ``True`` when every entry has positive mass (no zero probability, no ``-inf``
     logit), which lets the evaluation skip its zero-mass bookkeeping. Each check is a
     reduction; elementwise masks are only built on the failure path, to name the problem.
+    ``dtype``: the dtype the argument arrived in (its normalisation tolerance,
+    :func:`sum_tolerance`), when ``x`` has since been promoted; ``x.dtype`` by default.
     """
-    tol = _SUM_TOL.get(x.dtype, 1e-4)
+    tol = sum_tolerance(dtype or x.dtype, x.shape[-1])
     if x.shape[-1] == 0:
         raise ValueError(f"{name} has an empty support")
     if x.numel() == 0:
@@ -142,18 +177,20 @@ def log_probs(
         x = x / x.sum(dim=-1, keepdim=True)
     if positive:
         return torch.log(x)
-    pos = x > 0
+    zero = x == 0
     # log of a masked copy: the backward pass never sees log(0), so zero mass keeps a
-    # finite gradient.
-    safe = torch.log(torch.where(pos, x, torch.ones_like(x)))
-    return torch.where(pos, safe, torch.full_like(x, -math.inf))
+    # finite gradient. NaN (and, unvalidated, negative mass) stays NaN: never zero mass.
+    safe = torch.log(torch.where(zero, torch.ones_like(x), x))
+    return torch.where(zero, torch.full_like(x, -math.inf), safe)
 
 
 def to_log_probs(
-    x: torch.Tensor, input: str, name: str, *, normalize: bool = False, validate: bool = True
+    x: torch.Tensor, input: str, name: str, *, normalize: bool = False, validate: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Validated log-probabilities over the last axis (``-inf`` for zero mass)."""
-    positive = check_distribution(x, input, name, normalize=normalize, validate=validate)
+    positive = check_distribution(x, input, name, normalize=normalize, validate=validate,
+                                  dtype=dtype)
     return log_probs(x, input, normalize=normalize, positive=positive)
 
 
@@ -162,8 +199,14 @@ def _check_not(bad: torch.Tensor, name: str, what: str) -> None:
         raise ValueError(f"{name} {what}")
 
 
-# row(lp, lq, zero_mass) -> per-row values; zero_mass=False promises no -inf entry.
-Pair = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
+# row(lp, lq, zero_mass, masses) -> per-row values; zero_mass=False promises no -inf entry;
+# masses is (p, q) for probability input (for an accurate log-ratio), else None.
+Pair = Callable[..., torch.Tensor]
+
+
+def _probs(x: torch.Tensor, normalize: bool) -> torch.Tensor:
+    x = x.to(compute_dtype(x.dtype))
+    return x / x.sum(dim=-1, keepdim=True) if normalize else x
 
 
 def _pairwise(
@@ -177,24 +220,35 @@ def _pairwise(
     base: float | None,
     normalize: bool,
     validate: bool,
+    what: str | None = None,
 ) -> Any:
-    """Shared driver: check arguments, convert, evaluate ``row(lp, lq)`` per batch entry."""
+    """Shared driver: check arguments, convert, evaluate ``row(lp, lq)`` per batch entry.
+
+    ``what`` names a non-logarithmic measure: then ``base`` is an error."""
     check_choice(input, "input", INPUTS)
     check_choice(reduction, "reduction", REDUCTIONS)
-    log_base(base)
+    log_base(base, what)
+    dt_p, dt_q = source_dtype(p), source_dtype(q)
     (tp, tq), wrap = as_tensors(p, q, names=("p", "q"), keep_half=True)
     tp = move_support_last(tp, dim, "p")
     tq = move_support_last(tq, dim, "q")
     tp, tq = broadcast_pair(tp, tq, ("p", "q"))
     # Checks run once on the whole inputs; the blocks below then run without host syncs.
-    pos_p = check_distribution(tp, input, "p", normalize=normalize, validate=validate)
-    pos_q = check_distribution(tq, input, "q", normalize=normalize, validate=validate)
+    pos_p = check_distribution(tp, input, "p", normalize=normalize, validate=validate,
+                               dtype=dt_p)
+    pos_q = check_distribution(tq, input, "q", normalize=normalize, validate=validate,
+                               dtype=dt_q)
     zero_mass = not (pos_p and pos_q)
 
     def fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if input == "probs":
+            pa, pb = _probs(a, normalize), _probs(b, normalize)
+            lp = log_probs(pa, input, positive=pos_p)
+            lq = log_probs(pb, input, positive=pos_q)
+            return row(lp, lq, zero_mass, (pa, pb))
         lp = log_probs(a, input, normalize=normalize, positive=pos_p)
         lq = log_probs(b, input, normalize=normalize, positive=pos_q)
-        return row(lp, lq, zero_mass)
+        return row(lp, lq, zero_mass, None)
 
     batch = tp.shape[:-1]
     if tp.is_contiguous() and tq.is_contiguous():
@@ -202,20 +256,22 @@ def _pairwise(
         values = flat.reshape(batch)
     else:  # broadcast inputs: evaluate whole rather than copy the expanded views
         values = fn(tp, tq)
-    return finish(values, wrap, reduction=reduction, base=base)
+    return finish(values, wrap, reduction=reduction, base=None if what else base)
 
 
 def _single(
-    p: ArrayLike, row: Callable[[torch.Tensor], torch.Tensor], *, input: str, dim: int,
+    p: ArrayLike, row: Callable[..., torch.Tensor], *, input: str, dim: int,
     reduction: str, base: float | None, normalize: bool, validate: bool,
 ) -> Any:
     check_choice(input, "input", INPUTS)
     check_choice(reduction, "reduction", REDUCTIONS)
     log_base(base)
+    dt = source_dtype(p)
     (tp,), wrap = as_tensors(p, names=("p",), keep_half=True)
     tp = move_support_last(tp, dim, "p")
-    lp = to_log_probs(tp, input, "p", normalize=normalize, validate=validate)
-    return finish(row(lp), wrap, reduction=reduction, base=base)
+    lp = to_log_probs(tp, input, "p", normalize=normalize, validate=validate, dtype=dt)
+    probs = _probs(tp, normalize) if input == "probs" else None
+    return finish(row(lp, probs), wrap, reduction=reduction, base=base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,10 +295,11 @@ def f_divergence(
 ) -> Any:
     r""":math:`D_f(P\|Q) = \sum_i q_i f(p_i/q_i)` for a registry name or an :class:`~divergences.fdiv.FDivergence`.
 
-    ``params`` are the member's parameters (``beta=`` for ``"js"``, ``alpha=`` for ``"alpha"``,
-    ``"skew_kl"``). Zero mass follows the conventions of :mod:`divergences.fdiv`. ``base``
-    converts units only for logarithmic members (``FDivergence.log_based``); for TV,
-    chi-square, Hellinger and alpha-divergences it is ignored.
+    ``params`` are the member's parameters (``beta=`` for ``"js"``, ``skew=`` for
+    ``"skew_kl"`` and ``"skew_reverse_kl"``, ``alpha=`` (an order) for ``"alpha"``). Zero mass
+    follows the conventions of :mod:`divergences.fdiv`. ``base`` converts units only for
+    logarithmic members (``FDivergence.log_based``); for TV, chi-square, Hellinger and
+    alpha-divergences giving it is a ``ValueError``.
 
     >>> import numpy as np
     >>> from divergences import f_divergence
@@ -253,17 +310,21 @@ def f_divergence(
     0.101749
     """
     fd = fdiv.get(f, **params)
-    log_base(base)
-    return _pairwise(p, q, lambda lp, lq, zm: fdiv.evaluate(fd, lp, lq, zero_mass=zm),
-                     input=input, dim=dim,
-                     reduction=reduction, base=base if fd.log_based else None,
-                     normalize=normalize, validate=validate)
+    what = None if fd.log_based else f"the f-divergence {fd.name!r}"
+    return _named(fd, p, q, input, dim, reduction, base, normalize, validate, what)
 
 
-def _named(fd: fdiv.FDivergence, p, q, input, dim, reduction, base, normalize, validate):
-    return _pairwise(p, q, lambda lp, lq, zm: fdiv.evaluate(fd, lp, lq, zero_mass=zm),
-                     input=input, dim=dim,
-                     reduction=reduction, base=base, normalize=normalize, validate=validate)
+def _evaluate(fd: fdiv.FDivergence):
+    def row(lp, lq, zm, masses):
+        return fdiv.evaluate(fd, lp, lq, zero_mass=zm, masses=masses)
+
+    return row
+
+
+def _named(fd: fdiv.FDivergence, p, q, input, dim, reduction, base, normalize, validate,
+           what=None):
+    return _pairwise(p, q, _evaluate(fd), input=input, dim=dim, reduction=reduction, base=base,
+                     normalize=normalize, validate=validate, what=what)
 
 
 def kl(
@@ -338,7 +399,7 @@ def skew_kl(
     p: ArrayLike,
     q: ArrayLike,
     /,
-    alpha: float = 0.1,
+    skew: float | None = None,
     *,
     input: str = "probs",
     dim: int = -1,
@@ -346,19 +407,24 @@ def skew_kl(
     base: float | None = None,
     normalize: bool = False,
     validate: bool = True,
+    alpha: float | None = None,
 ) -> Any:
-    r"""Skew KL divergence :math:`\mathrm{KL}(p \,\|\, \alpha p + (1-\alpha) q)` (DistiLLM).
+    r"""Skew KL divergence :math:`\mathrm{KL}(p \,\|\, s\,p + (1-s)\,q)` (DistiLLM), ``s = skew``.
 
-    ``alpha = 0`` is ``KL(p||q)``; any ``alpha > 0`` keeps it finite (at most ``-log alpha``).
+    ``skew`` (default 0.1) is the mixture weight, in [0, 1]: ``skew = 0`` is ``KL(p||q)``;
+    any ``skew > 0`` keeps it finite (at most ``-log skew``). ``alpha=`` is its former,
+    deprecated spelling (a ``DeprecationWarning``; removed in the next release): ``alpha``
+    now always means an order, as in :func:`renyi` and :func:`alpha_divergence`.
 
     >>> from divergences import skew_kl, kl
     >>> p, q = [0.3, 0.7], [0.6, 0.4]
-    >>> bool(abs(skew_kl(p, q, alpha=0.0) - kl(p, q)) < 1e-12)
+    >>> bool(abs(skew_kl(p, q, skew=0.0) - kl(p, q)) < 1e-12)
     True
-    >>> round(float(skew_kl([1.0, 0.0], [0.0, 1.0], alpha=0.1)), 6)   # -log 0.1
+    >>> round(float(skew_kl([1.0, 0.0], [0.0, 1.0], skew=0.1)), 6)   # -log 0.1
     2.302585
     """
-    return _named(fdiv.get("skew_kl", alpha=alpha), p, q, input, dim, reduction, base,
+    s = fdiv._deprecated_alpha("skew_kl", skew, alpha, 0.1, stacklevel=3)
+    return _named(fdiv.get("skew_kl", skew=s), p, q, input, dim, reduction, base,
                   normalize, validate)
 
 
@@ -376,13 +442,14 @@ def tv(
 ) -> Any:
     r"""Total variation distance :math:`\tfrac12 \sum_i |p_i - q_i|`, in [0, 1].
 
-    ``base`` is accepted for a uniform signature and ignored: TV has no logarithm.
+    TV has no logarithm: ``base`` does not apply, and giving it is a ``ValueError``.
 
     >>> from divergences import tv
     >>> float(tv([0.5, 0.5, 0.0], [0.0, 0.5, 0.5]))
     0.5
     """
-    return _named(fdiv.get("tv"), p, q, input, dim, reduction, None, normalize, validate)
+    return _named(fdiv.get("tv"), p, q, input, dim, reduction, base, normalize, validate,
+                  "total variation")
 
 
 def chi2(
@@ -401,14 +468,14 @@ def chi2(
 
     ``+inf`` where ``q_i = 0 < p_i``. With extreme logits the true value can exceed the
     floating-point range, and then it is ``inf`` (the terms are formed in log space, so this
-    only happens when the value itself overflows). ``base`` is ignored (no logarithm).
+    only happens when the value itself overflows). No logarithm: ``base`` is a ``ValueError``.
 
     >>> from divergences import chi2
     >>> round(float(chi2([0.5, 0.5], [0.9, 0.1])), 6)
     1.777778
     """
-    return _named(fdiv.get("pearson_chi2"), p, q, input, dim, reduction, None, normalize,
-                  validate)
+    return _named(fdiv.get("pearson_chi2"), p, q, input, dim, reduction, base, normalize,
+                  validate, "chi-square")
 
 
 def jeffreys(
@@ -451,7 +518,7 @@ def alpha_divergence(
     Continuous in ``alpha``: ``alpha -> 1`` gives ``KL(p||q)`` and ``alpha -> 0`` gives
     ``KL(q||p)`` (the terms are evaluated in a form without 0/0 near both limits);
     ``alpha = 0.5`` is twice the squared Hellinger sum ``2 sum (sqrt p - sqrt q)^2``. Not a
-    logarithmic quantity: ``base`` is ignored.
+    logarithmic quantity: ``base`` is a ``ValueError``.
 
     >>> from divergences import alpha_divergence, kl
     >>> p, q = [0.2, 0.8], [0.5, 0.5]
@@ -460,8 +527,8 @@ def alpha_divergence(
     >>> bool(abs(alpha_divergence(p, q, alpha=1e-9) - kl(q, p)) < 1e-8)
     True
     """
-    return _named(fdiv.get("alpha", alpha=alpha), p, q, input, dim, reduction, None, normalize,
-                  validate)
+    return _named(fdiv.get("alpha", alpha=alpha), p, q, input, dim, reduction, base, normalize,
+                  validate, "the alpha-divergence")
 
 
 def hellinger(
@@ -479,7 +546,8 @@ def hellinger(
     r"""Hellinger distance :math:`\sqrt{\tfrac12 \sum_i (\sqrt{p_i} - \sqrt{q_i})^2}`, in [0, 1].
 
     The square root of half the registry's ``squared_hellinger`` f-divergence. At ``p = q`` the
-    distance is not differentiable; its gradient there is taken as 0. ``base`` is ignored.
+    distance is not differentiable; its gradient there is taken as 0. No logarithm: ``base``
+    is a ``ValueError``.
 
     >>> from divergences import hellinger
     >>> float(hellinger([1.0, 0.0], [0.0, 1.0]))
@@ -487,11 +555,12 @@ def hellinger(
     """
     fd = fdiv.get("squared_hellinger")
 
-    def row(lp, lq, zm):
-        return safe_sqrt(fdiv.evaluate(fd, lp, lq, zero_mass=zm) / 2.0).clamp_max(1.0)
+    def row(lp, lq, zm, masses):
+        return safe_sqrt(fdiv.evaluate(fd, lp, lq, zero_mass=zm, masses=masses) / 2.0
+                         ).clamp_max(1.0)
 
-    return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=None,
-                     normalize=normalize, validate=validate)
+    return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=base,
+                     normalize=normalize, validate=validate, what="the Hellinger distance")
 
 
 
@@ -502,40 +571,59 @@ def hellinger(
 
 def _renyi_row(alpha: float) -> Pair:
     a = alpha
+    kl_fd = fdiv.get("kl")
     if a == 1.0:
-        kl_fd = fdiv.get("kl")
-        return lambda lp, lq, zm: fdiv.evaluate(kl_fd, lp, lq, zero_mass=zm)
-    if abs(a - 1.0) < 1e-2:
-        # Near a = 1, log S / (a - 1) is 0/0; through the Amari divergence A_a (evaluated
-        # without cancellation) S = 1 + a(a-1) A_a, and log1p keeps the ratio accurate.
-        amari = fdiv.get("alpha", alpha=a)
+        return _evaluate(kl_fd)
+    amari = fdiv.get("alpha", alpha=a) if math.isfinite(a) and a > 0 else None
 
-        def near_one(lp, lq, zm):
-            s = a * (a - 1.0) * fdiv.evaluate(amari, lp, lq, zero_mass=zm)
-            return torch.log1p(s.clamp_min(-1.0)) / (a - 1.0)
-
-        return near_one
-
-    def row(lp, lq, zm):
-        if not zm:  # no zero mass: no bookkeeping
-            if math.isinf(a):
-                return (lp - lq).amax(-1).clamp_min(0.0)
-            return (torch.logsumexp(a * lp + (1.0 - a) * lq, dim=-1) / (a - 1.0)).clamp_min(0.0)
-        pos_p = lp > -math.inf
-        pos_q = lq > -math.inf
-        both = pos_p & pos_q
+    def masks(lp, lq):
+        # zero mass is exactly -inf; NaN is not zero mass (it propagates)
+        zp, zq = lp == -math.inf, lq == -math.inf
+        both = ~(zp | zq)
         zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
-        lp_s = torch.where(both, lp, zero)
-        lq_s = torch.where(both, lq, zero)
+        return zp, zq, both, torch.where(both, lp, zero), torch.where(both, lq, zero)
+
+    def lse_form(lp, lq, zm):
+        # log sum p^a q^(1-a) / (a - 1) by a log-sum-exp: right when the sum is far from 1
         if math.isinf(a):
+            if not zm:
+                return (lp - lq).amax(-1)
+            zp, zq, both, lp_s, lq_s = masks(lp, lq)
             z = torch.where(both, lp_s - lq_s, torch.full_like(lp, -math.inf))
-            z = torch.where(pos_p & ~pos_q, torch.full_like(lp, math.inf), z)
-            return z.amax(-1).clamp_min(0.0)
+            z = torch.where(~zp & zq, torch.full_like(lp, math.inf), z)
+            return z.amax(-1)
+        if a == 0.0:
+            # -log q(supp p), as -log1p(-q(p = 0)) when that mass is small (exactly 0 when
+            # the supports agree)
+            zp = lp == -math.inf
+            lq_out = torch.where(zp, lq, torch.full_like(lq, -math.inf))
+            out_mass = torch.exp(torch.logsumexp(lq_out, dim=-1))
+            lq_in = torch.where(zp, torch.full_like(lq, -math.inf), lq)
+            inner = -torch.logsumexp(lq_in, dim=-1)
+            small = -torch.log1p(-out_mass.clamp_max(0.5))
+            nan = torch.isnan(lp).any(-1) | torch.isnan(lq).any(-1)
+            out = torch.where(out_mass < 0.5, small, inner)
+            return torch.where(nan, torch.full_like(out, math.nan), out)
+        if not zm:
+            return torch.logsumexp(a * lp + (1.0 - a) * lq, dim=-1) / (a - 1.0)
+        zp, zq, both, lp_s, lq_s = masks(lp, lq)
         z = torch.where(both, a * lp_s + (1.0 - a) * lq_s, torch.full_like(lp, -math.inf))
         if a > 1.0:  # p > 0 = q makes p^a q^(1-a) infinite
-            z = torch.where(pos_p & ~pos_q, torch.full_like(lp, math.inf), z)
-        log_s = torch.logsumexp(z, dim=-1)
-        return (log_s / (a - 1.0)).clamp_min(0.0)
+            z = torch.where(~zp & zq, torch.full_like(lp, math.inf), z)
+        z = torch.where(torch.isnan(lp) | torch.isnan(lq), torch.full_like(lp, math.nan), z)
+        return torch.logsumexp(z, dim=-1) / (a - 1.0)
+
+    def row(lp, lq, zm, masses=None):
+        far = lse_form(lp, lq, zm)
+        if amari is None:
+            return far.clamp_min(0.0)
+        # Near the diagonal sum p^a q^(1-a) = 1 + a (a - 1) A_a with A_a the Amari
+        # divergence (cancellation-free registry terms): log1p keeps D_a accurate to a few
+        # ulps however close p and q are, and exactly 0 for identical inputs.
+        s = a * (a - 1.0) * fdiv.evaluate(amari, lp, lq, zero_mass=zm, masses=masses)
+        near = torch.log1p(s.clamp(-0.5, 0.5)) / (a - 1.0)
+        out = torch.where(s.abs() < 0.5, near, far)
+        return torch.where(torch.isnan(s), s, out).clamp_min(0.0)
 
     return row
 
@@ -593,7 +681,7 @@ def bhattacharyya(
     0.111572
     """
     half = _renyi_row(0.5)
-    return _pairwise(p, q, lambda lp, lq, zm: half(lp, lq, zm) / 2.0, input=input, dim=dim,
+    return _pairwise(p, q, lambda lp, lq, zm, m: half(lp, lq, zm, m) / 2.0, input=input, dim=dim,
                      reduction=reduction, base=base, normalize=normalize, validate=validate)
 
 
@@ -602,9 +690,17 @@ def bhattacharyya(
 # --------------------------------------------------------------------------------------------
 
 
-def _neg_kl_to_counting(lp: torch.Tensor) -> torch.Tensor:
-    # H(p) = -KL(p || counting measure): the KL terms with log q = 0, zero mass included.
-    return -fdiv.get("kl").terms(lp, torch.zeros_like(lp)).sum(-1)
+def _neg_kl_to_counting(lp: torch.Tensor, probs: torch.Tensor | None = None) -> torch.Tensor:
+    # H(p) = -KL(p || counting measure) = -sum p log p, 0 log 0 = 0. (The registry's canonical
+    # KL terms add q - p, which sums to n - 1 against the unnormalised counting measure, so
+    # the classic terms are formed here.) NaN propagates.
+    if probs is not None:
+        pos = probs > 0  # log of a masked copy: a finite (zero) gradient at p = 0
+        safe = torch.log(torch.where(pos, probs, torch.ones_like(probs)))
+        return (-probs * safe).sum(-1).clamp_min(0.0)
+    zero = lp == -math.inf
+    safe = torch.where(zero, torch.zeros_like(lp), lp)
+    return torch.where(zero, torch.zeros_like(lp), -torch.exp(safe) * safe).sum(-1).clamp_min(0.0)
 
 
 def entropy(
@@ -620,8 +716,8 @@ def entropy(
 ) -> Any:
     r"""Shannon entropy :math:`H(p) = -\sum_i p_i \log p_i` (``0 log 0 = 0``).
 
-    Computed as minus the KL divergence from the counting measure (``q_i = 1``), the same
-    registry terms as :func:`kl`. In [0, log n].
+    Minus the KL divergence from the counting measure (``q_i = 1``), computed directly as
+    ``-sum p log p``. In [0, log n].
 
     >>> import numpy as np
     >>> from divergences import entropy
@@ -657,8 +753,10 @@ def cross_entropy(
     """
     kl_fd = fdiv.get("kl")
 
-    def row(lp, lq, zm):
-        return _neg_kl_to_counting(lp) + fdiv.evaluate(kl_fd, lp, lq, zero_mass=zm)
+    def row(lp, lq, zm, masses):
+        probs = None if masses is None else masses[0]
+        return _neg_kl_to_counting(lp, probs) + fdiv.evaluate(kl_fd, lp, lq, zero_mass=zm,
+                                                              masses=masses)
 
     return _pairwise(p, q, row, input=input, dim=dim, reduction=reduction, base=base,
                      normalize=normalize, validate=validate)

@@ -17,7 +17,11 @@ Zero mass (the conventions every function in the library follows):
   reverse KL).
 
 Each :class:`FDivergence` evaluates its terms from *log* masses (``pointwise``), so that logits
-of magnitude 1e4 never overflow, and carries what the rest of the library needs: ``f``,
+of magnitude 1e4 never overflow. The registry's members write each term in the canonical form
+:math:`q\,[f(t) - f'(1)(t - 1)]` (the added linear term sums to zero over normalised
+distributions), which is non-negative term by term, and evaluate it without cancellation:
+every member is accurate to a few ulps relative however close ``p`` and ``q`` are, and exactly
+0 where they are equal. NaN in an input gives NaN (it is never read as zero mass). Each carries what the rest of the library needs: ``f``,
 ``f_prime``, ``f_second``, the convex conjugate ``conjugate`` (for variational bounds), and the
 density-ratio weight :math:`h(r) = r^2 f''(r)` (``weight``) used by f-distill.
 
@@ -34,6 +38,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,9 +54,12 @@ LogFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PairFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FDivergence:
     r"""One member of the f-divergence family.
+
+    Two members are equal, and hash alike, when their ``name`` and ``params`` agree
+    (``get("js", beta=0.5) == get("js")``), so they can key a dict or sit in a set.
 
     Attributes
     ----------
@@ -69,17 +77,36 @@ class FDivergence:
         ``pointwise(lp, lq)`` returns :math:`q f(p/q)` from finite log masses
         ``lp = log p``, ``lq = log q``, written to stay finite in log space. When omitted,
         ``exp(lq) * f(exp(lp - lq))`` is used, which can overflow for extreme ratios.
-    conjugate:
-        Convex conjugate :math:`f^*(u) = \sup_{t\ge0} (tu - f(t))`. When omitted it is solved
-        numerically (bisection on :math:`f'(t) = u`).
+        The registry's own members give ``pointwise_exact`` instead (and ``pointwise`` is
+        built from it).
+    pointwise_exact:
+        ``pointwise_exact(lp, lq, d, p, q, precise)``: the terms from the log masses, the log
+        ratio ``d = log(p/q)`` and the masses ``p``, ``q`` (which a caller holding
+        probabilities passes exactly, see :meth:`terms`). The registry writes each term in
+        the canonical form :math:`q\,[f(t) - f'(1)(t - 1)]` (the added linear term sums to 0
+        over normalised distributions), which is non-negative term by term, and evaluates
+        it without cancellation (``log1p``/``expm1`` and a short series near :math:`t = 1`)
+        when ``precise`` is true: accurate to a few ulps relative however close ``p`` and
+        ``q`` are, and exactly 0 where ``p = q``.
+    tangent_slope:
+        :math:`f'(1)`, the slope of the linear term that ``pointwise_exact`` subtracts (0 for
+        members whose ``f'(1)`` is 0 and for those given by ``pointwise``). Zero-mass terms
+        are then canonical too: :math:`q\,(f(0^+) + f'(1))` and
+        :math:`p\,(\lim f(t)/t - f'(1))`.
+    conjugate_fn:
+        Closed form of the convex conjugate :math:`f^*(u) = \sup_{t\ge0} (tu - f(t))`, or
+        ``None``. The method :meth:`conjugate` evaluates it, or solves it numerically
+        (differentiably) when it is ``None``.
     pointwise_partial:
-        ``pointwise_partial(lp, lq)`` returns ``(terms, d terms / d lq)``: the terms as
-        ``pointwise`` gives them and their partial derivative with respect to ``log q``, in a
-        form that stays finite for finite log masses (the chain rule through
-        ``pointwise`` can form ``0 * inf``). Used by :meth:`terms_and_partial`; members
-        without it fall back to autograd through ``pointwise``.
+        ``pointwise_partial(lp, lq)`` (or ``(lp, lq, precise)`` for the registry's members)
+        returns ``(terms, d terms / d lq)``: the terms as ``pointwise`` gives them and their
+        partial derivative with respect to ``log q``, in a form that stays finite for finite
+        log masses (the chain rule through ``pointwise`` can form ``0 * inf``). Used by
+        :meth:`terms_and_partial`; members without it fall back to autograd through
+        ``pointwise``.
     params:
-        Parameters of a parametric member (``beta`` for ``js``, ``alpha`` for ``alpha``...).
+        Parameters of a parametric member (``beta`` for ``js``, ``skew`` for ``skew_kl`` and
+        ``skew_reverse_kl``, ``alpha`` (an order) for ``alpha``).
     upper_bound:
         :math:`\sup D_f` over all pairs of distributions (``inf`` if unbounded):
         :math:`f(0) + \lim f(t)/t`.
@@ -87,7 +114,8 @@ class FDivergence:
         Whether :math:`D_f(P\|Q) = D_f(Q\|P)` for all pairs.
     log_based:
         Whether the value is a logarithmic quantity (KL, JS, ...), so that ``base=`` converts
-        its units. For the others (TV, chi-square, Hellinger, alpha) ``base`` is ignored.
+        its units. For the others (TV, chi-square, Hellinger, alpha) passing ``base`` to a
+        measure is a ``ValueError``.
     """
 
     name: str
@@ -104,6 +132,19 @@ class FDivergence:
     symmetric: bool = False
     log_based: bool = True
     description: str = ""
+    pointwise_exact: Callable[..., torch.Tensor] | None = None
+    tangent_slope: float = 0.0
+
+    def _key(self) -> tuple:
+        return (self.name, tuple(sorted((k, float(v)) for k, v in self.params.items())))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FDivergence):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @property
     def upper_bound(self) -> float:
@@ -119,6 +160,13 @@ class FDivergence:
 
     def conjugate(self, u: torch.Tensor) -> torch.Tensor:
         r""":math:`f^*(u) = \sup_{t \ge 0}\,(t u - f(t))`; ``inf`` outside the domain.
+
+        Differentiable in ``u`` (:math:`df^*/du = t^*`, the maximiser), also where it is
+        solved numerically (members without ``conjugate_fn``: skew KLs, Jeffreys): the
+        maximiser is found without gradient and :math:`t^* u - f(t^*)` is returned with
+        :math:`t^*` held fixed, whose gradient is :math:`t^*` by the envelope theorem. It is
+        ``+inf`` for :math:`u \ge` ``slope_inf`` (where the supremum is unbounded) and
+        :math:`-f(0^+)` where the supremum sits at :math:`t = 0`.
 
         >>> get("kl").conjugate(torch.tensor([0.0, 1.0]))
         tensor([0.3679, 1.0000])
@@ -140,11 +188,23 @@ class FDivergence:
         *,
         sync: bool = True,
         zero_mass: bool | None = None,
+        precise: bool = True,
+        masses: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         r"""Elementwise :math:`q_i f(p_i/q_i)` from log masses, zero-mass conventions included.
 
         ``lp``, ``lq`` are log-probabilities; ``-inf`` marks zero mass. The gradient is finite
         wherever the value is: masked entries never see a ``log 0`` in the backward pass.
+        NaN in either argument gives NaN in that term (it is never read as zero mass).
+
+        The registry's members give the canonical terms :math:`q\,[f(t) - f'(1)(t-1)]`, each
+        non-negative; their sum is :math:`D_f` for normalised distributions. ``precise=True``
+        (default) evaluates them without cancellation, to a few ulps relative; ``False``
+        skips the near-diagonal series (cheaper; absolute error of order ``eps * q |log t|``
+        per term), as the training losses may. ``masses=(p, q)``: the probabilities that
+        ``lp``, ``lq`` are the logs of, when the caller holds them; the log-ratio is then
+        formed as ``log1p((p - q) / q)`` rather than a difference of rounded logs, which is
+        what makes the result accurate however close ``p`` and ``q`` are.
 
         ``sync=False`` never reads a tensor back to the host (no data-dependent branch, so it
         traces under ``torch.compile(fullgraph=True)``): it always takes the masked path, and
@@ -154,24 +214,34 @@ class FDivergence:
         say): the bookkeeping is skipped. ``None`` (default) finds out.
         """
         if zero_mass is False:
-            return self._pointwise(lp, lq)
-        # One reduction answers "is there any zero mass?" without building masks: the sum
-        # of log-probabilities is finite exactly when none is -inf (barring float overflow,
-        # which only sends us down the exact masked path below).
+            return self._pointwise(lp, lq, precise, masses)
+        # One reduction answers "is there any zero mass (or NaN)?" without building masks:
+        # the sum of log-probabilities is finite exactly when no entry is -inf or NaN
+        # (barring float overflow, which only sends us down the exact masked path below).
         if zero_mass is None and sync and bool(torch.isfinite(lp.sum()) & torch.isfinite(lq.sum())):
-            return self._pointwise(lp, lq)
+            return self._pointwise(lp, lq, precise, masses)
         pos_p = lp > -math.inf
         pos_q = lq > -math.inf
         both = pos_p & pos_q
         zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
         lp_s = torch.where(both, lp, zero)
         lq_s = torch.where(both, lq, zero)
-        out = torch.where(both, self._pointwise(lp_s, lq_s), zero)
+        m_s = None
+        if masses is not None:
+            one = torch.ones((), dtype=lp.dtype, device=lp.device)
+            m_s = (torch.where(both, masses[0], one), torch.where(both, masses[1], one))
+        out = torch.where(both, self._pointwise(lp_s, lq_s, precise, m_s), zero)
         only_p = pos_p & ~pos_q
         only_q = pos_q & ~pos_p
-        out = out + _edge(only_p, lp, self.slope_inf, self.name, "slope_inf", sync)
-        out = out + _edge(only_q, lq, self.f0, self.name, "f0", sync)
-        return out
+        slope, f0 = self._edge_limits()
+        out = out + _edge(only_p, lp, slope, self.name, "slope_inf", sync)
+        out = out + _edge(only_q, lq, f0, self.name, "f0", sync)
+        return _nan_where(out, lp, lq)
+
+    def _edge_limits(self) -> tuple[float, float]:
+        """``(slope_inf, f0)`` of the canonical terms (the linear term's share included)."""
+        c = self.tangent_slope if self.pointwise_exact is not None else 0.0
+        return self.slope_inf - c, self.f0 + c
 
     def terms_and_partial(
         self,
@@ -180,6 +250,7 @@ class FDivergence:
         *,
         sync: bool = False,
         zero_mass: bool | None = None,
+        precise: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""``(terms, a)``: :meth:`terms` and :math:`a_i = \partial t_i / \partial \log q_i`.
 
@@ -188,42 +259,52 @@ class FDivergence:
         wherever :math:`t` is finite. Zero mass: where :math:`q_i = 0` the term does not
         depend on :math:`\log q_i`, so :math:`a_i = 0`; where :math:`p_i = 0 < q_i` the term
         is :math:`q_i f(0^+)`, so :math:`a_i = t_i` when ``f0`` is finite and 0 (a constant
-        ``inf`` term) when it is not. ``zero_mass=False`` promises no ``-inf`` entry;
-        ``sync=True`` (as in :meth:`terms`) lets it find out with one reduction and a host
-        read, and skip the zero-mass bookkeeping when there is none. No host
-        synchronisation by default.
+        ``inf`` term) when it is not. NaN in either argument gives NaN in both outputs.
+        ``zero_mass=False`` promises no ``-inf`` entry; ``sync=True`` (as in :meth:`terms`)
+        lets it find out with one reduction and a host read, and skip the zero-mass
+        bookkeeping when there is none. No host synchronisation by default.
+
+        The terms are the canonical, non-negative ones of :meth:`terms`; ``precise=False``
+        (default here: the training losses sum them, where the last ulps of a value near 0
+        do not matter) skips the near-diagonal series, ``precise=True`` gives exactly the
+        values of ``terms(precise=True)``. The partials are the same either way.
 
         >>> import torch
         >>> lp, lq = torch.log(torch.tensor([0.5, 0.5])), torch.log(torch.tensor([0.25, 0.75]))
         >>> t, a = get("kl").terms_and_partial(lp, lq)
-        >>> a   # d/d log q of p log(p/q) is -p
-        tensor([-0.5000, -0.5000])
+        >>> a   # d/d log q of p log(p/q) - p + q is q - p
+        tensor([-0.2500,  0.2500])
         """
         if self.pointwise_partial is None:
-            return self._autograd_partial(lp, lq, zero_mass)
+            return self._autograd_partial(lp, lq, zero_mass, precise)
         if zero_mass is False or (
             zero_mass is None and sync and bool(torch.isfinite(lp.sum() + lq.sum()))
         ):
-            return self.pointwise_partial(lp, lq)
+            return self._partial(lp, lq, precise)
         pos_p = lp > -math.inf
         pos_q = lq > -math.inf
         both = pos_p & pos_q
         zero = torch.zeros((), dtype=lp.dtype, device=lp.device)
-        t_in, a_in = self.pointwise_partial(
-            torch.where(both, lp, zero), torch.where(both, lq, zero)
-        )
+        t_in, a_in = self._partial(torch.where(both, lp, zero), torch.where(both, lq, zero),
+                                   precise)
         out = torch.where(both, t_in, zero)
         only_p = pos_p & ~pos_q
         only_q = pos_q & ~pos_p
-        edge_q = _edge(only_q, lq, self.f0, self.name, "f0", sync=False)
-        out = out + _edge(only_p, lp, self.slope_inf, self.name, "slope_inf", sync=False) + edge_q
-        a = torch.where(both, a_in, edge_q if math.isfinite(self.f0) else zero)
-        return out, a
+        slope, f0 = self._edge_limits()
+        edge_q = _edge(only_q, lq, f0, self.name, "f0", sync=False)
+        out = out + _edge(only_p, lp, slope, self.name, "slope_inf", sync=False) + edge_q
+        a = torch.where(both, a_in, edge_q if math.isfinite(f0) else zero)
+        return _nan_where(out, lp, lq), _nan_where(a, lp, lq)
 
-    def _autograd_partial(self, lp, lq, zero_mass):
+    def _partial(self, lp, lq, precise):
+        if self.pointwise_exact is not None:  # the registry's members take ``precise``
+            return self.pointwise_partial(lp, lq, precise)
+        return self.pointwise_partial(lp, lq)
+
+    def _autograd_partial(self, lp, lq, zero_mass, precise=True):
         # torch.func.vjp traces under torch.compile; eager autograd is cheaper outside it.
         def fn(x):
-            return self.terms(lp, x, sync=False, zero_mass=zero_mass)
+            return self.terms(lp, x, sync=False, zero_mass=zero_mass, precise=precise)
 
         if torch.compiler.is_compiling():
             t, vjp_fn = torch.func.vjp(fn, lq)
@@ -232,12 +313,40 @@ class FDivergence:
             x = lq.detach().requires_grad_()
             t = fn(x)
             (a,) = torch.autograd.grad(t, x, torch.ones_like(t))
-        return t.detach(), a
+        return t.detach(), _nan_where(a, lp, lq)
 
-    def _pointwise(self, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+    def _pointwise(self, lp: torch.Tensor, lq: torch.Tensor, precise: bool = True,
+                   masses: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if self.pointwise_exact is not None:
+            if masses is None:
+                return self.pointwise_exact(lp, lq, lp - lq, torch.exp(lp), torch.exp(lq),
+                                            precise)
+            p, q = masses
+            return self.pointwise_exact(lp, lq, _log_ratio(p, q, lp, lq), p, q, precise)
         if self.pointwise is not None:
             return self.pointwise(lp, lq)
         return torch.exp(lq) * self.f(torch.exp(lp - lq))
+
+
+def _nan_where(out: torch.Tensor, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+    """``out`` with NaN wherever ``lp`` or ``lq`` is NaN (the masks above read NaN as 0 mass)."""
+    return torch.where(torch.isnan(lp) | torch.isnan(lq), torch.full_like(out, math.nan), out)
+
+
+def _log_ratio(p: torch.Tensor, q: torch.Tensor, lp: torch.Tensor, lq: torch.Tensor):
+    r"""``log(p / q)`` from the masses: ``log1p((p - q) / q)`` where ``q/2 <= p <= 2q`` (``p - q``
+    is then exact), ``log(p / q)`` where the ratio is a normal number, ``lp - lq`` elsewhere."""
+    with torch.no_grad():
+        r = p / q
+        near = (r >= 0.5) & (r <= 2.0)
+        normal = (r > torch.finfo(r.dtype).tiny) & (r < torch.finfo(r.dtype).max) & ~near
+    one = torch.ones((), dtype=p.dtype, device=p.device)
+    q_near = torch.where(near, q, one)
+    d_near = torch.log1p((torch.where(near, p, one) - q_near) / q_near)
+    q_norm = torch.where(normal, q, one)
+    d_norm = torch.log(torch.where(normal, p, one) / q_norm)
+    d = torch.where(near, d_near, torch.where(normal, d_norm, lp - lq))
+    return torch.where(torch.isnan(r), r, d)
 
 
 def _edge(mask: torch.Tensor, logmass: torch.Tensor, limit: float, name: str, what: str,
@@ -265,14 +374,24 @@ def evaluate(
     *,
     sync: bool = True,
     zero_mass: bool | None = None,
+    precise: bool = True,
+    masses: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     r""":math:`D_f(P\|Q)` over the last axis from log-probabilities ``lp``, ``lq``.
 
-    Rounding can make a sum of signed terms slightly negative; an f-divergence of normalised
-    distributions is never negative, so the result is clamped at 0. ``sync`` as in
-    :meth:`FDivergence.terms`, and so is ``zero_mass``.
+    The registry's terms are non-negative, so their sum is too; the result is also clamped
+    at 0 (for user-defined members, whose terms may be signed), which keeps NaN. ``sync``,
+    ``zero_mass``, ``precise`` and ``masses`` as in :meth:`FDivergence.terms`.
+
+    With ``masses=(p, q)`` the value is the literal :math:`\sum_i q_i f(p_i/q_i)` of the
+    numbers given: the canonical terms' sum plus :math:`f'(1) \sum_i (p_i - q_i)` (0 when both
+    sum to exactly 1; the differences are exact where ``p`` and ``q`` are close). From log
+    masses alone it is the canonical sum, :math:`D_f` of the distributions normalised.
     """
-    return f.terms(lp, lq, sync=sync, zero_mass=zero_mass).sum(-1).clamp_min(0.0)
+    out = f.terms(lp, lq, sync=sync, zero_mass=zero_mass, precise=precise, masses=masses).sum(-1)
+    if masses is not None and f.pointwise_exact is not None and f.tangent_slope != 0.0:
+        out = out + f.tangent_slope * (masses[0] - masses[1]).sum(-1)
+    return out.clamp_min(0.0)
 
 
 def f_distill_weights(
@@ -305,7 +424,9 @@ def f_distill_weights(
 
     ``reverse_kl`` gives 1 everywhere, ``kl`` gives :math:`r`, ``js`` :math:`\propto r/(1+r)`,
     ``squared_hellinger`` :math:`\propto \sqrt r`, ``jeffreys`` :math:`1 + r`, ``neyman_chi2``
-    :math:`\propto 1/r`.
+    :math:`\propto 1/r`. Total variation has :math:`f'' = 0` away from :math:`r = 1`: its
+    weights are 0, and a group whose weights are all 0 normalises to 1 (uniform weights, the
+    limit of any constant weight), never to 0/0.
 
     >>> import numpy as np
     >>> from divergences.fdiv import f_distill_weights
@@ -314,6 +435,8 @@ def f_distill_weights(
     (array([0.2727, 0.5455, 2.1818]), 1.0)
     >>> f_distill_weights(np.log([0.01, 100.0]), "kl", normalize=False)   # clipped to [0.1, 20]
     array([ 0.1, 20. ])
+    >>> f_distill_weights(np.log([0.5, 2.0]), "tv")
+    array([1., 1.])
     """
     fd = get(divergence, **params)
     (t,), wrap = as_tensors(log_density_ratio, names=("log_density_ratio",))
@@ -331,13 +454,71 @@ def f_distill_weights(
         h = fd.weight(r)
         if normalize:
             mean = h.mean() if dim is None else h.mean(dim=dim, keepdim=True)
-            h = h / mean
+            zero = mean == 0
+            h = torch.where(zero, torch.ones_like(h), h / torch.where(zero, 1.0, mean))
     return wrap(h)
 
 
 # --------------------------------------------------------------------------------------------
 # Numerical helpers
 # --------------------------------------------------------------------------------------------
+
+# psi(x) = e^x - 1 - x = x^2 sum_j x^j / (j + 2)!; on |x| < 1/2 the series is truncated where
+# the next term is below half an ulp of the dtype (7 terms for float32, 14 for float64).
+_PSI_COEF = [1.0 / math.factorial(j + 2) for j in range(16)]
+_PSI_CUT = 0.5
+# Beyond this argument a * psi(x) is formed as b - a (1 + x), b = a e^x (no overflow).
+_FAR = 10.0
+
+
+def _psi(x: torch.Tensor, precise: bool = True) -> torch.Tensor:
+    r""":math:`\psi(x) = e^x - 1 - x \ge 0`, to about an ulp (``precise``) for every ``x``.
+
+    ``expm1(x) - x`` loses :math:`\log_2(2/|x|)` bits near 0; there the Taylor series (in the
+    dtype's precision) takes over. ``precise=False``: ``expm1(x) - x`` clamped at 0.
+    """
+    if not precise:
+        return (torch.expm1(x) - x).clamp_min(0.0)
+    k = 14 if x.dtype == torch.float64 else 7
+    xs = x.clamp(-_PSI_CUT, _PSI_CUT)
+    inplace = not (torch.is_grad_enabled() and xs.requires_grad)
+    acc = torch.full_like(xs, _PSI_COEF[k])
+    for j in range(k - 1, -1, -1):
+        acc = acc.mul_(xs).add_(_PSI_COEF[j]) if inplace else acc * xs + _PSI_COEF[j]
+    series = acc * (xs * xs)
+    near = (x > -_PSI_CUT) & (x < _PSI_CUT)
+    return torch.where(near, series, torch.expm1(x) - x)
+
+
+def _apsi(a: torch.Tensor, x: torch.Tensor, b: torch.Tensor, precise: bool = True):
+    r""":math:`a\,\psi(x) = b - a - a x \ge 0` with :math:`b = a e^x` given.
+
+    This is the canonical KL term :math:`a \log(a/b) - a + b` with :math:`x = \log(b/a)`:
+    ``a psi(x)`` up to ``x = 10`` and ``b - a (1 + x)`` beyond (no overflow, and no
+    cancellation there). Exactly 0 at ``x = 0`` either way; ``precise=False`` forms
+    ``psi`` as ``expm1(x) - x`` (clamped at 0) instead of by its series near 0.
+    """
+    far = x > _FAR
+    near = a * _psi(x.clamp_max(_FAR), precise)
+    return torch.where(far, b - a * (1.0 + x.clamp_min(_FAR)), near)
+
+
+def _log_mix(x: torch.Tensor, w: float) -> torch.Tensor:
+    r""":math:`\log(1 - w + w e^x)` for :math:`w \in [0, 1]`: ``log1p(w expm1(x))``, exact
+    (0) at ``x = 0``, accurate near it and without overflow for large ``x``."""
+    if w == 0.0:
+        return torch.zeros_like(x)
+    if w == 1.0:
+        return x
+    big = x > 30.0
+    inner = torch.log1p(w * torch.expm1(x.clamp_max(30.0)))
+    xb = x.clamp_min(30.0)
+    outer = xb + math.log(w) + torch.log1p(((1.0 - w) / w) * torch.exp(-xb))
+    return torch.where(big, outer, inner)
+
+
+def _hi(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return torch.maximum(p, q)
 
 
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -353,33 +534,59 @@ def _log_abs_diff(lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
     gap = (lp - lq).abs()
     # gap == 0 gives log 0 = -inf (p == q): the right value; keep its gradient finite.
     safe_gap = torch.where(gap > 0, gap, torch.ones_like(gap))
-    return torch.where(gap > 0, hi + _log1mexp(safe_gap), torch.full_like(gap, -math.inf))
-
-
-def _exprel(x: torch.Tensor) -> torch.Tensor:
-    """``expm1(x) / x`` with its limit 1 at ``x = 0``."""
-    small = x.abs() < 1e-8
-    safe = torch.where(small, torch.ones_like(x), x)
-    return torch.where(small, 1.0 + x / 2.0, torch.expm1(safe) / safe)
+    out = torch.where(gap > 0, hi + _log1mexp(safe_gap), torch.full_like(gap, -math.inf))
+    return torch.where(torch.isnan(gap), gap, out)
 
 
 def _numeric_conjugate(fd: FDivergence, u: torch.Tensor) -> torch.Tensor:
-    r"""Solve :math:`f'(t) = u` by bisection in :math:`\log t`, then :math:`f^*(u) = tu - f(t)`."""
-    u64 = u.detach().to(torch.float64)
-    lo = torch.full_like(u64, -60.0)
-    hi = torch.full_like(u64, 60.0)
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        up = fd.f_prime(torch.exp(mid)) < u64
-        lo = torch.where(up, mid, lo)
-        hi = torch.where(up, hi, mid)
-    t = torch.exp((lo + hi) / 2)
-    val = t * u64 - fd.f(t)
-    # Beyond the ends of the search interval the supremum is at t = 0 or does not exist.
-    val = torch.where(u64 > fd.slope_inf, torch.full_like(val, math.inf), val)
-    at_zero = u64 <= fd.f_prime(torch.tensor(math.exp(-60.0), dtype=torch.float64))
-    val = torch.where(at_zero, torch.full_like(val, -fd.f0), val)
-    return val.to(u.dtype if u.is_floating_point() else torch.float64)
+    r""":math:`f^*(u) = t^* u - f(t^*)`, :math:`t^*` solving :math:`f'(t) = u` by bisection in
+    :math:`\log t` (float64, without gradient); :math:`t^*` is then held fixed, so the
+    gradient in ``u`` is :math:`t^*` (envelope theorem).
+
+    Ends of the domain: ``+inf`` for ``u > slope_inf``; at ``u = slope_inf`` the supremum is
+    the limit of :math:`t u - f(t)` as :math:`t \to \infty`, finite for some members (skew
+    KL: :math:`(1 - s)/s`) and ``+inf`` for others (skew reverse KL at 0), told apart by
+    whether it still grows between :math:`t = e^{30}` and :math:`e^{60}`; :math:`-f(0^+)`
+    for ``u <= f'(0^+)``, where the supremum sits at :math:`t = 0`."""
+    dtype = u.dtype if u.is_floating_point() else torch.float64
+    u = u.to(dtype)
+    with torch.no_grad():
+        u64 = u.detach().to(torch.float64)
+        lo = torch.full_like(u64, -60.0)
+        hi = torch.full_like(u64, 60.0)
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            up = fd.f_prime(torch.exp(mid)) < u64
+            lo = torch.where(up, mid, lo)
+            hi = torch.where(up, hi, mid)
+        t64 = torch.exp((lo + hi) / 2)
+        beyond = u64 > fd.slope_inf
+        at_slope = u64 == fd.slope_inf
+        edge_val = torch.full_like(u64, math.inf)
+        if math.isfinite(fd.slope_inf) and bool(at_slope.any()):
+            edge_val = torch.full_like(u64, _limit_at_slope(fd))
+        at_zero = u64 <= fd.f_prime(torch.tensor(math.exp(-60.0), dtype=torch.float64))
+        nan = torch.isnan(u64)
+        safe = ~(beyond | at_slope | at_zero | nan)
+        t64 = torch.where(safe, t64, torch.ones_like(t64))
+    t = t64.to(dtype)
+    val = t * u - fd.f(t).to(dtype)
+    val = torch.where(at_slope.to(u.device), edge_val.to(device=u.device, dtype=dtype), val)
+    val = torch.where(beyond.to(u.device), torch.full_like(val, math.inf), val)
+    val = torch.where(at_zero.to(u.device), torch.full_like(val, -fd.f0), val)
+    return torch.where(nan.to(u.device), u, val)
+
+
+def _limit_at_slope(fd: FDivergence) -> float:
+    """``lim_{t -> inf} (t slope_inf - f(t))``: ``inf`` if it still grows between ``t = e^12``
+    and ``e^16``, else Aitken's extrapolation from ``t = e^8, e^12, e^16`` (the approach is
+    geometric in ``1/t`` for the members that need it: skew KL)."""
+    t = torch.tensor([math.exp(8.0), math.exp(12.0), math.exp(16.0)], dtype=torch.float64)
+    g = (t * fd.slope_inf - fd.f(t)).tolist()
+    d1, d2 = g[1] - g[0], g[2] - g[1]
+    if not all(map(math.isfinite, g)) or abs(d2) > 1e-3 * max(1.0, abs(g[2])):
+        return math.inf
+    return g[2] - d2 * d2 / (d2 - d1) if d2 != d1 else g[2]
 
 
 def _xlogx(t: torch.Tensor) -> torch.Tensor:
@@ -388,6 +595,23 @@ def _xlogx(t: torch.Tensor) -> torch.Tensor:
 
 def _domain(u: torch.Tensor, ok: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return torch.where(ok, value, torch.full_like(value, math.inf))
+
+
+def _deprecated_alpha(name: str, skew: float | None, alpha: float | None,
+                      default: float, stacklevel: int = 4) -> float:
+    """The mixture weight of a skew divergence from ``skew=`` (or the deprecated ``alpha=``)."""
+    if alpha is not None:
+        if skew is not None:
+            raise TypeError(f"{name}: give skew= only (alpha= is its deprecated spelling)")
+        warnings.warn(
+            f"{name}(alpha=...) is deprecated and will be removed in the next release: the "
+            "mixture weight is now called skew= (alpha is reserved for orders, as in the "
+            "alpha and Renyi divergences)",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        return alpha
+    return default if skew is None else skew
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,13 +640,16 @@ def names() -> list[str]:
 
 
 def get(name: str | FDivergence, **params: Any) -> FDivergence:
-    """The registered f-divergence ``name``, built with ``params`` (``beta=``, ``alpha=``).
+    """The registered f-divergence ``name``, built with ``params`` (``beta=``, ``skew=``, ``alpha=``).
 
     An :class:`FDivergence` passes through unchanged. Aliases: ``forward_kl`` is ``kl``,
-    ``chi2`` is ``pearson_chi2``.
+    ``chi2`` is ``pearson_chi2``. ``alpha`` is an order (the ``alpha`` member); the skew KLs
+    take their mixture weight as ``skew=`` (``alpha=`` there is deprecated).
 
     >>> get("alpha", alpha=0.5).params
     {'alpha': 0.5}
+    >>> get("skew_kl", skew=0.1).params
+    {'skew': 0.1}
     >>> get("kld")
     Traceback (most recent call last):
     ...
@@ -444,27 +671,53 @@ def get(name: str | FDivergence, **params: Any) -> FDivergence:
         raise TypeError(f"f-divergence {key!r}: {exc}") from None
 
 
-def _kl_partial(lp, lq):
-    p = torch.exp(lp)
-    return p * (lp - lq), -p
+def _exact(kernel):
+    """``pointwise(lp, lq)`` from a kernel ``(lp, lq, d, p, q, precise)``."""
+    return lambda lp, lq: kernel(lp, lq, lp - lq, torch.exp(lp), torch.exp(lq), True)
 
 
-def _reverse_kl_partial(lp, lq):
-    q = torch.exp(lq)
-    t = q * (lq - lp)
-    return t, t + q
+# Each kernel below returns the canonical term q [f(t) - f'(1)(t - 1)] >= 0 from
+# d = log(p/q) and the masses p, q (lp, lq for forms that must not overflow).
+
+
+def _kl_kernel(lp, lq, d, p, q, precise):
+    # p log(p/q) - p + q = p psi(log(q/p)); without the series: q - p + p d (exactly 0 at
+    # p = q, no overflow)
+    if not precise:
+        return (q - p + p * d).clamp_min(0.0)
+    return _apsi(p, -d, q)
+
+
+def _kl_partial(lp, lq, precise=False):
+    p, q = torch.exp(lp), torch.exp(lq)
+    return _kl_kernel(lp, lq, lp - lq, p, q, precise), q - p
+
+
+def _reverse_kl_kernel(lp, lq, d, p, q, precise):
+    # q log(q/p) - q + p = q psi(log(p/q))
+    if not precise:
+        return (p - q - q * d).clamp_min(0.0)
+    return _apsi(q, d, p)
+
+
+def _reverse_kl_partial(lp, lq, precise=False):
+    p, q = torch.exp(lp), torch.exp(lq)
+    d = lp - lq
+    return _reverse_kl_kernel(lp, lq, d, p, q, precise), -q * d
 
 
 @register("kl")
 def _kl() -> FDivergence:
     return FDivergence(
         name="kl",
+        tangent_slope=1.0,
         f=_xlogx,
         f_prime=lambda t: torch.log(t) + 1.0,
         f_second=lambda t: 1.0 / t,
         f0=0.0,
         slope_inf=math.inf,
-        pointwise=lambda lp, lq: torch.exp(lp) * (lp - lq),
+        pointwise=_exact(_kl_kernel),
+        pointwise_exact=_kl_kernel,
         pointwise_partial=_kl_partial,
         conjugate_fn=lambda u: torch.exp(u - 1.0),
         f_prime_log=lambda s: s + 1.0,
@@ -476,12 +729,14 @@ def _kl() -> FDivergence:
 def _reverse_kl() -> FDivergence:
     return FDivergence(
         name="reverse_kl",
+        tangent_slope=-1.0,
         f=lambda t: -torch.log(t),
         f_prime=lambda t: -1.0 / t,
         f_second=lambda t: 1.0 / (t * t),
         f0=math.inf,
         slope_inf=0.0,
-        pointwise=lambda lp, lq: torch.exp(lq) * (lq - lp),
+        pointwise=_exact(_reverse_kl_kernel),
+        pointwise_exact=_reverse_kl_kernel,
         pointwise_partial=_reverse_kl_partial,
         conjugate_fn=lambda u: _domain(u, u < 0, -1.0 - torch.log(-u.clamp_max(-1e-300))),
         f_prime_log=lambda s: -torch.exp(-s),
@@ -492,18 +747,23 @@ def _reverse_kl() -> FDivergence:
 @register("js")
 def _js(beta: float = 0.5) -> FDivergence:
     b = check_range(beta, "beta", 0.0, 1.0)
-    lb = math.log(b) if b > 0 else -math.inf
-    l1b = math.log1p(-b) if b < 1 else -math.inf
 
-    def pointwise(lp, lq):
-        lm = torch.logaddexp(lp + lb, lq + l1b)
-        return b * torch.exp(lp) * (lp - lm) + (1.0 - b) * torch.exp(lq) * (lq - lm)
+    def mix(d):
+        # u_p = log(m/p), u_q = log(m/q), m = b p + (1 - b) q; exactly 0 at d = 0.
+        return _log_mix(-d, 1.0 - b), _log_mix(d, b)
 
-    def partial(lp, lq):
+    def kernel(lp, lq, d, p, q, precise):
+        u_p, u_q = mix(d)
+        if not precise:  # f'(1) = 0: the classic form, non-negative term by term
+            return (-(b * p * u_p + (1.0 - b) * q * u_q)).clamp_min(0.0)
+        m = b * p + (1.0 - b) * q  # a sum of positives: exact to an ulp
+        return b * _apsi(p, u_p, m) + (1.0 - b) * _apsi(q, u_q, m)
+
+    def partial(lp, lq, precise=False):
         # d/d log q: the log m terms cancel against the mixture's own derivative.
-        lm = torch.logaddexp(lp + lb, lq + l1b)
-        qa = (1.0 - b) * torch.exp(lq) * (lq - lm)
-        return b * torch.exp(lp) * (lp - lm) + qa, qa
+        d = lp - lq
+        p, q = torch.exp(lp), torch.exp(lq)
+        return kernel(lp, lq, d, p, q, precise), -(1.0 - b) * q * mix(d)[1]
 
     def f(t):
         m = b * t + (1.0 - b)
@@ -519,6 +779,9 @@ def _js(beta: float = 0.5) -> FDivergence:
         inner = 1.0 - b * torch.exp(torch.where(ok, u, torch.zeros_like(u)) / b)
         return _domain(u, ok, -(1.0 - b) * (torch.log(inner) - math.log1p(-b)))
 
+    lb = math.log(b) if b > 0 else -math.inf
+    l1b = math.log1p(-b) if b < 1 else -math.inf
+
     def f_prime_log(s):
         return b * (s - torch.logaddexp(s + lb, torch.full_like(s, l1b)))
 
@@ -530,7 +793,8 @@ def _js(beta: float = 0.5) -> FDivergence:
         f_second=lambda t: b * (1.0 - b) / (t * (b * t + (1.0 - b))),
         f0=-(1.0 - b) * math.log1p(-b) if b < 1 else 0.0,
         slope_inf=-b * math.log(b) if b > 0 else 0.0,
-        pointwise=pointwise,
+        pointwise=_exact(kernel),
+        pointwise_exact=kernel,
         pointwise_partial=partial,
         conjugate_fn=conjugate,
         f_prime_log=f_prime_log,
@@ -541,19 +805,21 @@ def _js(beta: float = 0.5) -> FDivergence:
 
 
 @register("skew_kl")
-def _skew_kl(alpha: float = 0.1) -> FDivergence:
-    a = check_range(alpha, "alpha", 0.0, 1.0)
+def _skew_kl(skew: float | None = None, *, alpha: float | None = None) -> FDivergence:
+    a = check_range(_deprecated_alpha("skew_kl", skew, alpha, 0.1), "skew", 0.0, 1.0)
     la = math.log(a) if a > 0 else -math.inf
-    l1a = math.log1p(-a) if a < 1 else -math.inf
 
-    def pointwise(lp, lq):
-        lm = torch.logaddexp(lp + la, lq + l1a)
-        return torch.exp(lp) * (lp - lm)
+    def kernel(lp, lq, d, p, q, precise):
+        # KL(p || m), m = a p + (1 - a) q, canonical: p psi(log(m/p)); u = log(m/p).
+        u = _log_mix(-d, 1.0 - a)
+        return _apsi(p, u, a * p + (1.0 - a) * q, precise)
 
-    def partial(lp, lq):
-        lm = torch.logaddexp(lp + la, lq + l1a)
-        p = torch.exp(lp)
-        return p * (lp - lm), -(1.0 - a) * p * torch.exp(lq - lm)
+    def partial(lp, lq, precise=False):
+        d = lp - lq
+        p, q = torch.exp(lp), torch.exp(lq)
+        u = _log_mix(-d, 1.0 - a)
+        # d/d log q of p log(p/m) - (1 - a)(p - q): (1 - a) q (1 - p/m)
+        return _apsi(p, u, a * p + (1.0 - a) * q, precise), -(1.0 - a) * q * torch.expm1(-u)
 
     def f(t):
         return _xlogx(t) - torch.special.xlogy(t, a * t + (1.0 - a))
@@ -564,55 +830,67 @@ def _skew_kl(alpha: float = 0.1) -> FDivergence:
 
     return FDivergence(
         name="skew_kl",
+        tangent_slope=1.0 - a,
         f=f,
         f_prime=f_prime,
         f_second=lambda t: (1.0 - a) ** 2 / (t * (a * t + 1.0 - a) ** 2),
         f0=0.0,
         slope_inf=-la if a > 0 else math.inf,
-        pointwise=pointwise,
+        pointwise=_exact(kernel),
+        pointwise_exact=kernel,
         pointwise_partial=partial,
-        params={"alpha": a},
+        params={"skew": a},
         description=f"skew KL(P || {a}P + {1 - a}Q) (DistiLLM)",
     )
 
 
 @register("skew_reverse_kl")
-def _skew_reverse_kl(alpha: float = 0.1) -> FDivergence:
-    a = check_range(alpha, "alpha", 0.0, 1.0)
+def _skew_reverse_kl(skew: float | None = None, *, alpha: float | None = None) -> FDivergence:
+    a = check_range(_deprecated_alpha("skew_reverse_kl", skew, alpha, 0.1), "skew", 0.0, 1.0)
     la = math.log(a) if a > 0 else -math.inf
-    l1a = math.log1p(-a) if a < 1 else -math.inf
 
-    def pointwise(lp, lq):
-        lm = torch.logaddexp(lq + la, lp + l1a)
-        return torch.exp(lq) * (lq - lm)
+    def kernel(lp, lq, d, p, q, precise):
+        # KL(q || m), m = a q + (1 - a) p, canonical: q psi(log(m/q)); u = log(m/q).
+        u = _log_mix(d, 1.0 - a)
+        return _apsi(q, u, a * q + (1.0 - a) * p, precise)
 
-    def partial(lp, lq):
-        lm = torch.logaddexp(lq + la, lp + l1a)
-        q = torch.exp(lq)
-        t = q * (lq - lm)
-        return t, t + q * (1.0 - a * torch.exp(lq - lm))
+    def partial(lp, lq, precise=False):
+        d = lp - lq
+        p, q = torch.exp(lp), torch.exp(lq)
+        u = _log_mix(d, 1.0 - a)
+        t = _apsi(q, u, a * q + (1.0 - a) * p, precise)
+        return t, -q * u - a * q * torch.expm1(-u)
 
     def f(t):
         return -torch.log(a + (1.0 - a) * t)
 
     return FDivergence(
         name="skew_reverse_kl",
+        tangent_slope=-(1.0 - a),
         f=f,
         f_prime=lambda t: -(1.0 - a) / (a + (1.0 - a) * t),
         f_second=lambda t: (1.0 - a) ** 2 / (a + (1.0 - a) * t) ** 2,
         f0=-la if a > 0 else math.inf,
         slope_inf=0.0,
-        pointwise=pointwise,
+        pointwise=_exact(kernel),
+        pointwise_exact=kernel,
         pointwise_partial=partial,
-        params={"alpha": a},
+        params={"skew": a},
         description=f"skew reverse KL(Q || {a}Q + {1 - a}P) (DistiLLM)",
     )
 
 
-def _tv_partial(lp, lq):
-    q = torch.exp(lq)
-    u = torch.exp(lp) - q
-    return 0.5 * u.abs(), -0.5 * q * torch.sign(u)
+def _tv_kernel(lp, lq, d, p, q, precise):
+    if not precise:
+        return 0.5 * (p - q).abs()
+    return 0.5 * _hi(p, q) * -torch.expm1(-d.abs())
+
+
+def _tv_partial(lp, lq, precise=False):
+    p, q = torch.exp(lp), torch.exp(lq)
+    u = p - q
+    # (u - u) is 0, or NaN where u is: sign(NaN) is 0
+    return _tv_kernel(lp, lq, lp - lq, p, q, precise), -0.5 * q * torch.sign(u) + (u - u)
 
 
 @register("tv")
@@ -628,7 +906,8 @@ def _tv() -> FDivergence:
         f_second=lambda t: torch.zeros_like(t),
         f0=0.5,
         slope_inf=0.5,
-        pointwise=lambda lp, lq: 0.5 * (torch.exp(lp) - torch.exp(lq)).abs(),
+        pointwise=_exact(_tv_kernel),
+        pointwise_exact=_tv_kernel,
         pointwise_partial=_tv_partial,
         conjugate_fn=conjugate,
         symmetric=True,
@@ -636,10 +915,19 @@ def _tv() -> FDivergence:
     )
 
 
-def _hellinger_partial(lp, lq):
+def _hellinger_kernel(lp, lq, d, p, q, precise):
+    if not precise:
+        return (torch.exp(lp / 2) - torch.exp(lq / 2)) ** 2
+    # (sqrt p - sqrt q)^2 = max(p, q) (1 - exp(-|d|/2))^2
+    return _hi(p, q) * torch.expm1(-d.abs() / 2) ** 2
+
+
+def _hellinger_partial(lp, lq, precise=False):
     sq = torch.exp(lq / 2)
     u = torch.exp(lp / 2) - sq
-    return u * u, -u * sq
+    t = _hellinger_kernel(lp, lq, lp - lq, torch.exp(lp), torch.exp(lq), True) if precise \
+        else u * u
+    return t, -u * sq
 
 
 @register("squared_hellinger")
@@ -656,7 +944,8 @@ def _squared_hellinger() -> FDivergence:
         f_second=lambda t: 0.5 * t**-1.5,
         f0=1.0,
         slope_inf=1.0,
-        pointwise=lambda lp, lq: (torch.exp(lp / 2) - torch.exp(lq / 2)) ** 2,
+        pointwise=_exact(_hellinger_kernel),
+        pointwise_exact=_hellinger_kernel,
         pointwise_partial=_hellinger_partial,
         conjugate_fn=conjugate,
         f_prime_log=lambda s: -torch.expm1(-s / 2),
@@ -665,10 +954,25 @@ def _squared_hellinger() -> FDivergence:
     )
 
 
+def _chi2_kernel(lp, lq, d, p, q, precise):
+    # (p - q)^2 / q: q expm1(d)^2 for d <= 30, exp(2 lp - lq) expm1(-d)^2 beyond (no overflow
+    # where the value is finite).
+    if not precise:
+        return torch.exp(2.0 * _log_abs_diff(lp, lq) - lq)
+    big = d > 30.0
+    near = q * torch.expm1(d.clamp_max(30.0)) ** 2
+    far = torch.exp(2.0 * lp - lq) * torch.expm1(-d.clamp_min(30.0)) ** 2
+    return torch.where(big, far, near)
+
+
 @register("pearson_chi2")
 def _pearson() -> FDivergence:
     def conjugate(u):
         return torch.where(u >= -2.0, u + u * u / 4.0, torch.full_like(u, -1.0))
+
+    def partial(lp, lq, precise=False):
+        t = _chi2_kernel(lp, lq, lp - lq, torch.exp(lp), torch.exp(lq), precise)
+        return t, torch.exp(lq) - torch.exp(2.0 * lp - lq)
 
     return FDivergence(
         name="pearson_chi2",
@@ -678,15 +982,17 @@ def _pearson() -> FDivergence:
         f_second=lambda t: torch.full_like(t, 2.0),
         f0=1.0,
         slope_inf=math.inf,
-        # (p - q)^2 / q = exp(2 log|p - q| - log q): finite whenever the value is.
-        pointwise=lambda lp, lq: torch.exp(2.0 * _log_abs_diff(lp, lq) - lq),
-        pointwise_partial=lambda lp, lq: (
-            torch.exp(2.0 * _log_abs_diff(lp, lq) - lq), torch.exp(lq) - torch.exp(2.0 * lp - lq)
-        ),
+        pointwise=_exact(_chi2_kernel),
+        pointwise_exact=_chi2_kernel,
+        pointwise_partial=partial,
         conjugate_fn=conjugate,
         f_prime_log=lambda s: 2.0 * torch.expm1(s),
         description="Pearson chi-square sum (p - q)^2 / q",
     )
+
+
+def _neyman_kernel(lp, lq, d, p, q, precise):
+    return _chi2_kernel(lq, lp, -d, q, p, precise)
 
 
 @register("neyman_chi2")
@@ -694,6 +1000,10 @@ def _neyman() -> FDivergence:
     def conjugate(u):
         ok = u <= 1
         return _domain(u, ok, 2.0 - 2.0 * torch.sqrt(1.0 - torch.where(ok, u, torch.ones_like(u))))
+
+    def partial(lp, lq, precise=False):
+        t = _neyman_kernel(lp, lq, lp - lq, torch.exp(lp), torch.exp(lq), precise)
+        return t, 2.0 * (torch.exp(2.0 * lq - lp) - torch.exp(lq))
 
     return FDivergence(
         name="neyman_chi2",
@@ -703,20 +1013,26 @@ def _neyman() -> FDivergence:
         f_second=lambda t: 2.0 / t**3,
         f0=math.inf,
         slope_inf=1.0,
-        pointwise=lambda lp, lq: torch.exp(2.0 * _log_abs_diff(lp, lq) - lp),
-        pointwise_partial=lambda lp, lq: (
-            torch.exp(2.0 * _log_abs_diff(lp, lq) - lp),
-            2.0 * (torch.exp(2.0 * lq - lp) - torch.exp(lq)),
-        ),
+        pointwise=_exact(_neyman_kernel),
+        pointwise_exact=_neyman_kernel,
+        pointwise_partial=partial,
         conjugate_fn=conjugate,
         f_prime_log=lambda s: -torch.expm1(-2.0 * s),
         description="Neyman chi-square sum (p - q)^2 / p",
     )
 
 
-def _jeffreys_partial(lp, lq):
+def _jeffreys_kernel(lp, lq, d, p, q, precise):
+    if not precise:
+        return (p - q) * d
+    e = d.abs()
+    return _hi(p, q) * -torch.expm1(-e) * e
+
+
+def _jeffreys_partial(lp, lq, precise=False):
     p, q = torch.exp(lp), torch.exp(lq)
-    return (p - q) * (lp - lq), q * (lq - lp) + q - p
+    d = lp - lq
+    return _jeffreys_kernel(lp, lq, d, p, q, precise), q * (lq - lp) + q - p
 
 
 @register("jeffreys")
@@ -728,7 +1044,8 @@ def _jeffreys() -> FDivergence:
         f_second=lambda t: 1.0 / t + 1.0 / (t * t),
         f0=math.inf,
         slope_inf=math.inf,
-        pointwise=lambda lp, lq: (torch.exp(lp) - torch.exp(lq)) * (lp - lq),
+        pointwise=_exact(_jeffreys_kernel),
+        pointwise_exact=_jeffreys_kernel,
         pointwise_partial=_jeffreys_partial,
         f_prime_log=lambda s: s - torch.expm1(-s),
         symmetric=True,
@@ -740,30 +1057,25 @@ def _jeffreys() -> FDivergence:
 def _alpha(alpha: float = 0.5) -> FDivergence:
     a = check_range(alpha, "alpha")
 
-    def one_side(lp, lq, a):
-        # q f(p/q) with f(t) = (t^a - a t - (1 - a)) / (a (a - 1)), rewritten around a = 1
-        # so that a -> 1 reaches KL(P||Q) without 0/0: see the module notes.
-        # Two forms: near the diagonal (|(a-1) d| < 1) the exprel form, which has no 0/0 as
-        # a -> 1; far from it p^a q^(1-a) = exp(lp + (a-1) d) directly, which cannot overflow
-        # where the value is finite. Each branch only sees inputs valid for it, so neither
-        # leaks inf into the other's gradient.
-        d = lp - lq
-        x = (a - 1.0) * d
-        near_diag = x.abs() < 1.0
-        zero = torch.zeros((), dtype=x.dtype, device=x.device)
-        p = torch.exp(lp)
-        q = torch.exp(lq)
-        near = (p * d * _exprel(torch.where(near_diag, x, zero)) + q - p) / a
+    def one_side(lp, d, p, q, a, precise):
+        # q f(p/q), f(t) = (t^a - a t - (1 - a)) / (a (a - 1)), for a >= 1/2, as
+        #   [p psi(-d) + p psi((a - 1) d) / (a - 1)] / a:
+        # the KL term plus a correction of the sign of a - 1, no larger than it for a >= 1/2
+        # (no cancellation for a >= 1, at most a factor 2 at a = 1/2), exactly 0 at d = 0.
+        kl_part = _apsi(p, -d, q, precise)
         if a == 1.0:
-            return near
-        far = (torch.exp(lp + torch.where(near_diag, zero, x)) - a * p - (1.0 - a) * q) / (
-            a * (a - 1.0)
-        )
-        return torch.where(near_diag, near, far)
+            return kl_part
+        x = (a - 1.0) * d
+        # p psi(x) = p e^x - p - p x; p e^x = exp(lp + x) = p^a q^(1-a)
+        corr = _apsi(p, x, torch.exp(lp + x), precise) / (a - 1.0)
+        # for a < 1 the correction is negative: rounding must not take the sum below 0
+        return ((kl_part + corr) / a).clamp_min(0.0)
 
-    def pointwise(lp, lq):
+    def kernel(lp, lq, d, p, q, precise):
         # Amari duality D_a(P||Q) = D_{1-a}(Q||P) keeps the division by a away from 0.
-        return one_side(lp, lq, a) if a >= 0.5 else one_side(lq, lp, 1.0 - a)
+        if a >= 0.5:
+            return one_side(lp, d, p, q, a, precise)
+        return one_side(lq, -d, q, p, 1.0 - a, precise)
 
     def f(t):
         if a == 1.0:
@@ -801,7 +1113,8 @@ def _alpha(alpha: float = 0.5) -> FDivergence:
         f_second=lambda t: t ** (a - 2.0),
         f0=f0,
         slope_inf=slope,
-        pointwise=pointwise,
+        pointwise=_exact(kernel),
+        pointwise_exact=kernel,
         conjugate_fn=conjugate,
         f_prime_log=lambda s: s if a == 1.0 else torch.expm1((a - 1.0) * s) / (a - 1.0),
         params={"alpha": a},
@@ -812,15 +1125,19 @@ def _alpha(alpha: float = 0.5) -> FDivergence:
 
 def _triangular_fd(name: str, c: float) -> FDivergence:
     # c * (t - 1)^2 / (t + 1): triangular discrimination (c = 1) and Le Cam (c = 1/2).
-    def pointwise(lp, lq):
-        return c * torch.exp(2.0 * _log_abs_diff(lp, lq) - torch.logaddexp(lp, lq))
+    def kernel(lp, lq, d, p, q, precise):
+        if not precise:
+            return c * torch.exp(2.0 * _log_abs_diff(lp, lq) - torch.logaddexp(lp, lq))
+        # (p - q)^2 / (p + q) = max(p, q) (1 - e^-|d|)^2 / (1 + e^-|d|)
+        e = d.abs()
+        return c * _hi(p, q) * torch.expm1(-e) ** 2 / (1.0 + torch.exp(-e))
 
-    def partial(lp, lq):
+    def partial(lp, lq, precise=False):
         # c (p - q)^2 / s with s = p + q; d/d log q = -c (q/s) ((p - q)/s) (3p + q).
         ls = torch.logaddexp(lp, lq)
         ps, qs = torch.exp(lp - ls), torch.exp(lq - ls)
-        return (c * torch.exp(2.0 * _log_abs_diff(lp, lq) - ls),
-                -c * qs * (ps - qs) * (3.0 * torch.exp(lp) + torch.exp(lq)))
+        t = kernel(lp, lq, lp - lq, torch.exp(lp), torch.exp(lq), precise)
+        return t, -c * qs * (ps - qs) * (3.0 * torch.exp(lp) + torch.exp(lq))
 
     def conjugate(u):
         v = u / c
@@ -836,7 +1153,8 @@ def _triangular_fd(name: str, c: float) -> FDivergence:
         f_second=lambda t: c * 8.0 / (t + 1.0) ** 3,
         f0=c,
         slope_inf=c,
-        pointwise=pointwise,
+        pointwise=_exact(kernel),
+        pointwise_exact=kernel,
         pointwise_partial=partial,
         conjugate_fn=conjugate,
         symmetric=True,
