@@ -69,7 +69,15 @@ from ._columns import (
     hist_measures,
     permutation_cap,
 )
-from ._io import CSV_SUFFIXES, PARQUET_SUFFIXES, InputError, choose_columns, table_files
+from ._io import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    InputError,
+    base_suffix,
+    choose_columns,
+    compression_of,
+    table_files,
+)
 from ._sketch import (
     DISTINCT_CAP,
     CategoricalSketch,
@@ -220,9 +228,9 @@ def _tree(items: list[Any], merge: Callable[..., Any], *args: Any) -> Any:
 
 
 def _is_parquet(f: Path) -> bool:
-    if f.suffix.lower() in PARQUET_SUFFIXES:
+    if base_suffix(f) in PARQUET_SUFFIXES:
         return True
-    if f.suffix.lower() in CSV_SUFFIXES:
+    if base_suffix(f) in CSV_SUFFIXES or compression_of(f) is not None:
         return False
     with f.open("rb") as fh:
         return fh.read(4) == b"PAR1"
@@ -259,12 +267,21 @@ def _open(source: Any, label: str) -> Any:
             elif cols != first:
                 raise InputError(f"{f}: its columns differ from those of {files[0].name}")
         return dd.read_parquet(names)
-    from ._io import _looks_binary
+    from ._io import _looks_binary, sniff_separator
     for f in files:
-        if _looks_binary(f):
+        if compression_of(f) is None and _looks_binary(f):
             raise InputError(f"{f}: not a text CSV file (binary content)")
-    sep = "\t" if files[0].suffix.lower() == ".tsv" else ","
-    return dd.read_csv(names, sep=sep, assume_missing=True)
+    seps = {sniff_separator(f) for f in files}
+    if len(seps) > 1:
+        raise InputError(f"{source}: its CSV files use different separators "
+                         f"({', '.join(sorted(map(repr, seps)))})")
+    comps = {compression_of(f) for f in files}
+    if len(comps) > 1:
+        raise InputError(f"{source}: mixes compressed and uncompressed CSV files")
+    comp = comps.pop()
+    # a compressed file cannot be split into blocks: one partition per file
+    return dd.read_csv(names, sep=seps.pop(), assume_missing=True, compression=comp or None,
+                       blocksize=None if comp else "default")
 
 
 @contextlib.contextmanager

@@ -15,6 +15,11 @@ __all__ = ["BUNDLED_NAME", "InputError", "choose_columns", "load_bundled", "read
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Compressions pandas reads, by file suffix (``data.csv.gz``).
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}
+#: Delimiters tried when sniffing a CSV file's separator.
+DELIMITERS = ",;\t|"
+SNIFF_BYTES = 65536
 BUNDLED_NAME = "breast_cancer.csv"
 #: The default comparison on the bundled data: rows with ``diagnosis == malignant`` are the
 #: current sample, the benign rows the reference; ``target`` (1 = benign) is the target.
@@ -40,13 +45,93 @@ def _looks_binary(path: Path) -> bool:
     return b"\x00" in head
 
 
+def compression_of(path: Path) -> str | None:
+    """The compression pandas infers from the suffix (``"gzip"`` for ``.csv.gz``), or None.
+
+    >>> compression_of(Path("a.csv.gz")), compression_of(Path("a.csv"))
+    ('gzip', None)
+    """
+    return COMPRESSIONS.get(path.suffix.lower())
+
+
+def base_suffix(path: Path) -> str:
+    """The suffix that says what a file holds, past a compression suffix.
+
+    >>> base_suffix(Path("data.CSV.gz")), base_suffix(Path("t.parquet"))
+    ('.csv', '.parquet')
+    """
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _head_text(path: Path) -> bytes:
+    """The first bytes of the file's text, decompressed (empty when unknown)."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+    comp = compression_of(path)
+    try:
+        if comp is None:
+            with path.open("rb") as fh:
+                return fh.read(SNIFF_BYTES)
+        if comp == "zip":
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+                if not names:
+                    return b""
+                with z.open(names[0]) as fh:
+                    return fh.read(SNIFF_BYTES)
+        opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(comp)
+        if opener is None:
+            return b""
+        with opener(path, "rb") as fh:
+            return fh.read(SNIFF_BYTES)
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError):
+        raise InputError(f"{path}: could not be decompressed as {comp}") from None
+
+
+def sniff_separator(path: Path) -> str:
+    """The column separator of a CSV file: tab for ``.tsv``, else the one of
+    :data:`DELIMITERS` that :class:`csv.Sniffer` finds in its first lines (``,`` when it
+    finds none): ``;``-separated files, common where the decimal mark is a comma, read as
+    they are."""
+    import csv
+    if base_suffix(path) == ".tsv":
+        return "\t"
+    head = _head_text(path)
+    if b"\x00" in head:
+        raise InputError(f"{path}: not a text CSV file (binary content)")
+    text = head.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if len(head) == SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]                    # the last line may be cut
+    sample = "\n".join(lines[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def decimal_mark(path: Path, sep: str) -> str:
+    """``","`` for a ``;``-separated file whose numbers are written ``1,5`` (and none ``1.5``),
+    else ``"."``."""
+    import re
+    if sep != ";":
+        return "."
+    text = _head_text(path).decode("utf-8", errors="replace")
+    return "," if re.search(r"\d,\d", text) and not re.search(r"\d\.\d", text) else "."
+
+
 def _read_csv(path: Path) -> Any:
     pd = _pandas()
-    if _looks_binary(path):
+    if compression_of(path) is None and _looks_binary(path):
         raise InputError(f"{path}: not a text CSV file (binary content)")
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    sep = sniff_separator(path)
     try:
-        df = pd.read_csv(path, sep=sep)
+        df = pd.read_csv(path, sep=sep, compression="infer", decimal=decimal_mark(path, sep))
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file is empty") from None
     except UnicodeDecodeError:
@@ -54,6 +139,9 @@ def _read_csv(path: Path) -> Any:
     except pd.errors.ParserError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
         raise InputError(f"{path}: could not be parsed as CSV ({first})") from None
+    except (OSError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: could not be read ({first})") from None
     return df
 
 
@@ -74,12 +162,12 @@ def _read_parquet(path: Path) -> Any:
 
 
 def _read_file(path: Path) -> Any:
-    suffix = path.suffix.lower()
+    suffix = base_suffix(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty")
     if suffix in PARQUET_SUFFIXES:
         return _read_parquet(path)
-    if suffix in CSV_SUFFIXES:
+    if suffix in CSV_SUFFIXES or compression_of(path) is not None:
         return _read_csv(path)
     # Unknown suffix: Parquet files start with the magic bytes PAR1.
     with path.open("rb") as fh:
@@ -95,7 +183,7 @@ def table_files(p: Path) -> list[Path]:
     if not p.is_dir():
         return [p]
     files = sorted(f for f in p.iterdir()
-                   if f.is_file() and f.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES)
+                   if f.is_file() and base_suffix(f) in CSV_SUFFIXES + PARQUET_SUFFIXES)
     if not files:
         raise InputError(f"{p}: the folder holds no .csv or .parquet files")
     return files
@@ -104,8 +192,11 @@ def table_files(p: Path) -> list[Path]:
 def read_table(path: str | Path) -> Any:
     """A pandas DataFrame from a CSV/Parquet file, or from a folder of them (rows stacked).
 
-    Folders: every ``*.csv``/``*.tsv``/``*.parquet``/``*.pq`` file directly inside, in
-    sorted order; they must share their columns.
+    CSV files may be compressed (``.csv.gz``, ``.bz2``, ``.xz``, ``.zip``, ``.zst``: what
+    pandas reads) and separated by ``,``, ``;``, tab or ``|`` (sniffed:
+    :func:`sniff_separator`). Folders: every ``*.csv``/``*.tsv``/``*.txt``/``*.parquet``/
+    ``*.pq`` file directly inside (compressed or not), in sorted order; they must share their
+    columns.
     """
     pd = _pandas()
     p = Path(path)
