@@ -495,23 +495,24 @@ def distillation_loss(
         Return a :class:`DistillationOutput` ``(loss, distillation, cross_entropy)``.
     chunk_size:
         Tokens per chunk (default: ``N / 256``, kept between ``2**16 / V`` and ``2**20 / V``).
-        Peak memory above the inputs is the gradient (N x V in the logits' dtype) plus about
-        8 float32 temporaries of chunk x V (1.03 x N*V*4 bytes in all, measured as peak
-        resident memory at (2048, 32000) in float32, "js"; members without closed-form
-        partials in the registry, such as ``alpha``, go through autograd per chunk: about 26
-        temporaries, 1.12).
+        Peak memory above the inputs is the gradient (N x V in the logits' dtype, float32 for
+        float16) plus about 8 float32 temporaries of chunk x V (1.03 x N*V*4 bytes in all,
+        measured as peak resident memory at (2048, 32000) in float32, "js"; members without
+        closed-form partials in the registry, such as ``alpha``, go through autograd per
+        chunk: about 26 temporaries, 1.12).
 
     The gradient is formed during the forward pass in closed form:
     :math:`\partial D / \partial s_v = (a_v - q_v \sum_u a_u) / T` with
     :math:`a = \partial\,\text{terms} / \partial \log q` from the registry, and stored
     in the logits' dtype (float32 for float16 logits, so that a loss scale applied in the
     backward pass, as ``GradScaler``'s, cannot come too late to keep small entries from
-    underflowing: 4 bytes per entry instead of 2). The backward pass scales it in place and
-    hands it on. A second backward pass through the same graph (``retain_graph=True``,
-    ``gradcheck``) forms it again, and double backward (``create_graph=True``, e.g. a
-    gradient penalty) recomputes the loss with plain autograd, with its memory cost: both
-    need the logits still alive (the loss does not keep them alive itself), otherwise they
-    raise a ``RuntimeError``.
+    underflowing: 4 bytes per entry instead of 2, and the float16 copy handed on by the
+    backward pass beside it). The backward pass scales it in place and hands it on. A
+    second backward pass through the same graph (``retain_graph=True``, ``gradcheck``) forms
+    it again, and double backward (``create_graph=True``, e.g. a gradient penalty)
+    recomputes the loss with plain autograd, with its memory cost: both need the logits still
+    alive (the loss does not keep them alive itself), otherwise they raise a
+    ``RuntimeError``.
 
     Returns a float32 tensor (float64 for float64 inputs): a scalar, or the batch shape for
     ``reduction="none"``. No host synchronisation on accelerators (on CPU tensors one free
