@@ -78,7 +78,7 @@ def test_direct_formulas(rng):
                                    rtol=1e-8)
     np.testing.assert_allclose(dv.jeffreys(p, q),
                                sps.rel_entr(p, q).sum(-1) + sps.rel_entr(q, p).sum(-1), rtol=1e-10)
-    np.testing.assert_allclose(dv.skew_kl(p, q, alpha=0.3),
+    np.testing.assert_allclose(dv.skew_kl(p, q, skew=0.3),
                                sps.rel_entr(p, 0.3 * p + 0.7 * q).sum(-1), rtol=1e-10)
     np.testing.assert_allclose(dv.f_divergence(p, q, "le_cam"),
                                0.5 * ((p - q) ** 2 / (p + q)).sum(-1), rtol=1e-10)
@@ -316,7 +316,7 @@ def pair(draw, zeros=True):
 
 
 ALL_F = [(n, {}) for n in fdiv.names() if n not in ("alpha", "js", "skew_kl", "skew_reverse_kl")]
-ALL_F += [("js", {"beta": 0.3}), ("skew_kl", {"alpha": 0.2}), ("skew_reverse_kl", {"alpha": 0.2}),
+ALL_F += [("js", {"beta": 0.3}), ("skew_kl", {"skew": 0.2}), ("skew_reverse_kl", {"skew": 0.2}),
           ("alpha", {"alpha": 0.3}), ("alpha", {"alpha": 1.5}), ("alpha", {"alpha": -0.5})]
 
 

@@ -338,3 +338,14 @@ def test_skew_kl_takes_skew_and_deprecates_alpha():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dv.skew_kl(p, q)
+
+
+def test_normalize_does_not_apply_to_logits():
+    s = torch.randn(2, 5, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="normalize=True does not apply to input='logits'"):
+        dv.kl(s, s.flip(-1), input="logits", normalize=True)
+    with pytest.raises(ValueError, match="normalize=True does not apply"):
+        dv.entropy(s, input="logits", normalize=True)
+    # it does apply to log-probabilities and probabilities
+    assert dv.kl(s, s.flip(-1), input="log_probs", normalize=True).shape == (2,)
+    assert dv.kl(s.exp(), s.flip(-1).exp(), normalize=True).shape == (2,)

@@ -25,7 +25,8 @@ Every function here takes the same keyword arguments:
     most ``eps/2`` times the entropy, ``<= eps/2 * ln n``: torch's own bfloat16
     ``log_softmax`` passes; an input off by more than the tolerance is rejected.) A bfloat16
     argument next to a float32 one is checked at bfloat16's tolerance. ``True`` rescales each
-    distribution to sum to one first.
+    distribution to sum to one first (probabilities and log-probabilities; logits are always
+    normalised, and ``normalize=True`` with ``input="logits"`` is a ``ValueError``).
 ``validate``
     ``True`` (default) checks the inputs for NaN, infinities, negative mass and
     normalisation; NaN is a ``ValueError`` naming the argument. ``False`` skips the checks
@@ -199,6 +200,17 @@ def _check_not(bad: torch.Tensor, name: str, what: str) -> None:
         raise ValueError(f"{name} {what}")
 
 
+def _check_args(input: str, reduction: str, normalize: bool) -> None:
+    check_choice(input, "input", INPUTS)
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if normalize and input == "logits":
+        # an argument that cannot apply is an error, not ignored
+        raise ValueError(
+            "normalize=True does not apply to input='logits': logits are always normalised "
+            "(log-softmax); it rescales probabilities and log-probabilities"
+        )
+
+
 # row(lp, lq, zero_mass, masses) -> per-row values; zero_mass=False promises no -inf entry;
 # masses is (p, q) for probability input (for an accurate log-ratio), else None.
 Pair = Callable[..., torch.Tensor]
@@ -225,8 +237,7 @@ def _pairwise(
     """Shared driver: check arguments, convert, evaluate ``row(lp, lq)`` per batch entry.
 
     ``what`` names a non-logarithmic measure: then ``base`` is an error."""
-    check_choice(input, "input", INPUTS)
-    check_choice(reduction, "reduction", REDUCTIONS)
+    _check_args(input, reduction, normalize)
     log_base(base, what)
     dt_p, dt_q = source_dtype(p), source_dtype(q)
     (tp, tq), wrap = as_tensors(p, q, names=("p", "q"), keep_half=True)
@@ -263,8 +274,7 @@ def _single(
     p: ArrayLike, row: Callable[..., torch.Tensor], *, input: str, dim: int,
     reduction: str, base: float | None, normalize: bool, validate: bool,
 ) -> Any:
-    check_choice(input, "input", INPUTS)
-    check_choice(reduction, "reduction", REDUCTIONS)
+    _check_args(input, reduction, normalize)
     log_base(base)
     dt = source_dtype(p)
     (tp,), wrap = as_tensors(p, names=("p",), keep_half=True)
