@@ -65,7 +65,7 @@ def test_report_two_csvs_writes_everything(csvs, tmp_path, capsys):
     rep = compare(pd.read_csv(r), pd.read_csv(c), "t", seed=2, permutations=9, n_boot=5)
     assert d["columns"] == json.loads(rep.to_json())["columns"]
     html = (out / "report.html").read_text()
-    assert "<svg" in html and "http://" not in html and "https://" not in html
+    assert 'data-figure="js"' in html and "<script src" not in html and "<link" not in html
     assert "mutual information" in stdout
 
 
@@ -200,12 +200,76 @@ def test_bench_runs_the_source_checkout_suites(capsys, monkeypatch, tmp_path):
     if not (root / "benchmarks" / "__main__.py").is_file():
         pytest.skip("not a source checkout")
     calls = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, cwd: calls.append((cmd, cwd)) or 0)
+    monkeypatch.setattr(cli.subprocess, "call",
+                        lambda cmd, cwd, env: calls.append((cmd, cwd, env)) or 0)
     assert cli.main(["bench", "exact", "--help"]) == 0
-    assert calls == [([sys.executable, "-m", "benchmarks", "exact", "--help"], root)]
+    assert [c[:2] for c in calls] == [([sys.executable, "-m", "benchmarks", "exact", "--help"],
+                                       root)]
+    assert calls[0][2]["DIVERGENCES_BENCH_PROG"] == "divergences bench"
     monkeypatch.setattr(cli, "_repo_root", lambda: tmp_path)
     rc, _, err = _run(["bench"], capsys)
     assert rc == 2 and "source repository" in err and len(err.strip().splitlines()) == 1
+
+
+def _front(monkeypatch):
+    root = cli._repo_root()
+    if not (root / "benchmarks" / "__main__.py").is_file():
+        pytest.skip("not a source checkout")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("DIVERGENCES_BENCH_PROG", "divergences bench")
+    import importlib
+
+    return importlib.import_module("benchmarks.__main__")
+
+
+def test_bench_help_names_itself_and_every_suite(monkeypatch, capsys):
+    front = _front(monkeypatch)
+    assert front.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: divergences bench SUITE")
+    assert "python -m benchmarks" not in out
+    # every suite module of the folder is listed, with how long it takes
+    folder = cli._repo_root() / "benchmarks"
+    modules = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")} - {"run"}
+    assert modules == set(front.SUITES), modules ^ set(front.SUITES)
+    for name, suite in front.SUITES.items():
+        assert f"  {name} " in out and suite.full in out and f"--quick {suite.quick}" in out
+    assert front.main([]) == 2 and "usage: divergences bench" in capsys.readouterr().out
+
+
+def test_bench_results_go_only_where_the_user_says(monkeypatch, capsys, tmp_path):
+    front = _front(monkeypatch)
+    seen = []
+
+    def fake(suite, argv):
+        seen.append((suite.module, argv))
+        return 0
+
+    monkeypatch.setattr(front, "_run", fake)
+    for name, suite in front.SUITES.items():
+        assert front.main([name, "--quick"]) == 0
+        module, argv = seen[-1]
+        assert module == suite.module and argv == [*suite.prefix, "--quick", "--no-record"]
+        out = capsys.readouterr().out
+        # how long it takes, said before it starts
+        assert out.splitlines()[1].startswith(f"  takes {suite.quick} of wall time")
+        assert "printed only" in out
+        target = tmp_path / f"{name}.md"
+        assert front.main([name, "--out", str(target)]) == 0
+        assert seen[-1][1] == [*suite.prefix, suite.results_flag, str(target)]
+        out = capsys.readouterr().out
+        assert f"takes {suite.full}" in out and f"appended to {target}" in out
+    rc = front.main(["exact", "--results", "x.md"])
+    assert rc == 2 and "use --out FILE" in capsys.readouterr().err
+    assert front.main(["nope"]) == 2 and "unknown suite 'nope'" in capsys.readouterr().err
+
+
+def test_bench_suite_help_is_the_suites_own_under_this_name(monkeypatch, capsys):
+    front = _front(monkeypatch)
+    assert front.main(["coverage", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: divergences bench coverage")
+    assert "--seeds" in out and "--out FILE" in out
 
 
 def test_subprocess_end_to_end(csvs, tmp_path):

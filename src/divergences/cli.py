@@ -10,8 +10,10 @@
     ``--engine dask`` runs the report on a Dask cluster (``--scheduler ADDRESS``, or a local
     cluster of worker processes by default), reading Parquet/CSV folders partition by
     partition (:mod:`divergences.report._dask`).
-``divergences bench [SUITE ...]``
-    Run the benchmark suites; they live in the source repository.
+``divergences bench [SUITE [--out FILE] [--quick] ...]``
+    List the benchmark suites with their running times, or run one, saying how long it will
+    take first; results go to ``--out FILE`` only (benchmarks/__main__.py). The suites live
+    in the source repository.
 
 Errors print one line, ``divergences: error: ...``, and exit with status 2 (never a
 traceback; ``--debug`` shows it). Input files are only read. A folder given with ``--out``
@@ -331,7 +333,9 @@ def _bench(args: Sequence[str]) -> int:
         return _err("the benchmarks live in the source repository; run `divergences bench` "
                     "from a source checkout (git clone, pip install -e .)")
     cmd = [sys.executable, "-m", "benchmarks", *args]
-    return subprocess.call(cmd, cwd=root)
+    # the front names itself after the command that ran it (benchmarks/__main__.py)
+    env = {**os.environ, "DIVERGENCES_BENCH_PROG": "divergences bench"}
+    return subprocess.call(cmd, cwd=root, env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from divergences.report import compare
 from divergences.report._render import (
     LEGEND,
     decision,
+    figures,
     markdown,
     num,
     print_table,
@@ -237,7 +238,8 @@ def test_html_shows_verdict_decisions_and_missing_shares(mixed):
 
 
 def test_html_bars_are_never_drawn_below_zero(mixed):
-    """A negative value (as estimation noise gives) draws no bar, and the axis starts at 0."""
+    """A negative value or bound (as estimation noise gives) is drawn at 0, never below:
+    no bar, no whisker and no axis reaches below zero."""
     import copy
 
     from divergences.report._columns import Measure
@@ -246,28 +248,36 @@ def test_html_bars_are_never_drawn_below_zero(mixed):
     col = rep.columns[-1]
     m = col.measures["js"]
     col.measures["js"] = Measure("js", -0.02, -0.05, 0.01, m.pvalue, m.qvalue, m.units)
-    widths, axis_start = _bars_chart(rep.to_html())
-    assert len(widths) == len(rep.columns)
-    assert widths[-1] == 0.0 and min(widths) >= 0.0, widths
-    assert axis_start == "0"
+    rep.mutual_information[0]["ci_low"] = -0.3
+    for key in ("js", "mi"):
+        fig = figures(rep)[key]
+        trace = fig["data"][0]
+        x = np.asarray(trace["x"])
+        lows = x - np.asarray(trace["error_x"]["arrayminus"])
+        highs = x + np.asarray(trace["error_x"]["array"])
+        assert x.min() >= 0 and lows.min() >= 0 and (highs >= x).all(), (key, trace)
+        assert fig["layout"]["xaxis"]["rangemode"] == "nonnegative"
+    assert figures(rep)["js"]["data"][0]["x"][-1] == 0.0
 
 
-def _bars_chart(page: str) -> tuple[list[float], str]:
-    """The widths of the JS bars, in rank order, and the label at the start of the axis."""
-    svg = page[page.index('aria-label="Jensen-Shannon'):]
-    svg = svg[: svg.index("</svg>")]
-    widths = [float(w) for w in re.findall(r'<rect x="[-\d.]+" y="[-\d.]+" width="([-\d.]+)"',
-                                           svg)]
-    axis = svg[svg.rindex("<line"):]
-    return widths, re.findall(r">([^<]*)</text>", axis)[0]
+def test_html_is_self_contained_with_the_charts_inline(mixed):
+    page = mixed.to_html()
+    # nothing is fetched: no element names a source, stylesheet or remote address
+    for bad in ("<script src", "<link", "<img", "<iframe", "@import", "url(http"):
+        assert bad not in page, bad
+    assert page.count("Plotly") > 0 and page.count('id="figures"') == 1
+    assert page.count("* plotly.js v") == 1                     # the bundle, once
+    figs = json.loads(page.split('id="figures">')[1].split("</script>")[0])
+    assert set(figs) == {"js", "mi"} | {f"col{i}" for i in range(len(mixed.columns))}
+    assert page.count("data-figure=") == len(figs)
 
 
-def test_true_row_counts_and_sampling_are_shown():
-    rng = np.random.default_rng(8)
-    ref = {"x": rng.normal(size=3000)}
-    cur = {"x": rng.normal(size=2500)}
-    rep = compare(ref, cur, sample=1000, **FAST)
-    lines = text_table(rep, 80).splitlines()
-    assert lines[1] == "reference: 3,000 rows, sampled 1,000 of 3,000"
-    assert lines[2] == "current: 2,500 rows, sampled 1,000 of 2,500"
-    assert "sampled 1,000 of 3,000" in markdown(rep) and "sampled 1,000 of 2,500" in rep.to_html()
+def test_a_column_name_cannot_break_the_page():
+    name = "</script><b>bold</b><!--"
+    rng = np.random.default_rng(9)
+    rep = compare({name: rng.normal(size=60)}, {name: rng.normal(size=60)}, **FAST)
+    page = rep.to_html()
+    assert name not in page                                  # escaped everywhere
+    assert "&lt;/script&gt;&lt;b&gt;bold" in page            # as text in the table
+    figs = json.loads(page.split('id="figures">')[1].split("</script>")[0])
+    assert figs["col0"]["layout"]["xaxis"]["title"]["text"] == name

@@ -1,5 +1,7 @@
 """Rendering a :class:`~divergences.report.Report`: dict/JSON, terminal text (plain or rich),
-Markdown and a self-contained HTML page.
+Markdown and a self-contained HTML page (a Jinja2 template, ``templates/report.html.j2``,
+with interactive Plotly charts: the plotly.js bundle is embedded once per page, so the page
+works offline and loads nothing).
 
 Every text face reads the same way, verdict first: "drift in k of m columns (q <= 0.05)",
 then one decision line per column with the test that made it, then the details (the measures,
@@ -15,7 +17,6 @@ the flag survives ``--no-rich``, pipes and files; rich only adds colour.
 from __future__ import annotations
 
 import dataclasses
-import html as _html
 import math
 import shutil
 import textwrap
@@ -537,132 +538,154 @@ def markdown(rep: Report) -> str:
 # --------------------------------------------------------------------------------------------
 
 _REF, _CUR, _SIG, _GREY, _MI = "#1f77b4", "#d62728", "#d62728", "#8c8c8c", "#2ca02c"
+#: Categories drawn per categorical column (the most frequent, pooled); the chart says so.
+TOP_CATEGORIES = 12
+#: Equal-width bins of the numeric distribution charts.
+CHART_BINS = 30
+_FONT = {"family": "system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif",
+         "size": 12}
 
 
-def _svg(width: int, height: int, body: list[str], label: str) -> str:
-    # width 100%: the plot fills its container, the viewBox keeps its proportions
-    return (f'<svg role="img" aria-label="{_html.escape(label)}" width="100%" '
-            f'viewBox="0 0 {width} {height}" style="max-width:{2 * width}px">'
-            + "".join(body) + "</svg>")
+def _layout(height: int, **extra: Any) -> dict[str, Any]:
+    """A Plotly layout that fills its container's width (no fixed width: the page is fluid)."""
+    return {"autosize": True, "height": height, "font": _FONT, "hovermode": "closest",
+            "margin": {"l": 10, "r": 10, "t": 30, "b": 40}, "paper_bgcolor": "#fff",
+            "plot_bgcolor": "#fff", **extra}
 
 
-def _text(x: float, y: float, s: str, anchor: str = "start", size: int = 10) -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}">'
-            f"{_html.escape(s)}</text>")
+def _axis(title: str, **extra: Any) -> dict[str, Any]:
+    return {"title": {"text": title}, "automargin": True, "showline": True,
+            "linecolor": "#444", "ticks": "outside", "gridcolor": "#eee", "zeroline": False,
+            **extra}
 
 
-# Width of one character of the 9 px sans-serif axis labels (DejaVu Sans, about 0.6 em): decides
-# when category labels would overlap and must be drawn vertically.
-CHAR_W = 5.6
+def _interval_bars(names: list[str], values: list[float], lows: list[float],
+                   highs: list[float], colours: list[str], hover: list[str],
+                   title: str) -> dict[str, Any]:
+    """Horizontal bars with their intervals, the first name on top. Every quantity here is
+    non-negative: a value or bound below 0 (estimation noise) is drawn at 0, never below."""
+    v = [max(float(x), 0.0) if math.isfinite(x) else 0.0 for x in values]
+    lo = [max(float(x), 0.0) if math.isfinite(x) else y for x, y in zip(lows, v)]
+    hi = [max(float(x), 0.0) if math.isfinite(x) else y for x, y in zip(highs, v)]
+    trace = {"type": "bar", "orientation": "h", "x": v, "y": names,
+             "marker": {"color": colours},
+             "error_x": {"type": "data", "symmetric": False, "color": "#222", "thickness": 1.2,
+                         "array": [max(h - x, 0.0) for h, x in zip(hi, v)],
+                         "arrayminus": [max(x - lo_, 0.0) for lo_, x in zip(lo, v)]},
+             "hovertext": hover, "hoverinfo": "text", "name": ""}
+    return {"data": [trace], "layout": _layout(
+        60 + 22 * len(names), showlegend=False,
+        xaxis=_axis(title, rangemode="nonnegative", zeroline=True, zerolinecolor="#444"),
+        yaxis={"automargin": True, "autorange": "reversed", "ticks": "outside",
+               "type": "category"})}
 
 
-def _short(s: str, n: int) -> str:
-    """``s`` cut to ``n`` characters, the cut marked with an ellipsis."""
-    return s if len(s) <= n else s[: max(n - 1, 1)] + "\u2026"
-
-
-def _distribution_svg(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> str:
-    """Overlaid densities (numeric: 30 equal-width bins) or grouped frequency bars."""
-    w, h, left, bottom, top = 320, 150, 8, 20, 18
-    rotate = False
-    if not (c.kind == "numeric" and data is not None):
-        cats = list(c.categories or [])
-        pr = np.asarray(c.reference_counts, float) / max(sum(c.reference_counts), 1)
-        pc = np.asarray(c.current_counts, float) / max(sum(c.current_counts), 1)
-        order = np.argsort(-(pr + pc), kind="stable")[:12]
-        slot = (w - 2 * left) / max(len(order), 1)
-        labels = [_short(str(cats[i]), 16) for i in order]
-        if max(len(s) for s in labels) * CHAR_W > 0.9 * slot:   # would overlap: vertical
-            rotate = True
-            bottom = 14 + int(CHAR_W * max(len(s) for s in labels))
-            h += bottom - 20
-    pw, ph = w - 2 * left, h - bottom - top
-    body = [_text(left, 12, "reference", size=10).replace("<text", f'<text fill="{_REF}"'),
-            _text(left + 70, 12, "current", size=10).replace("<text", f'<text fill="{_CUR}"')]
-    if c.kind == "numeric" and data is not None:
+def _distribution(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """Reference and current side by side: shares of rows on equal-width bins (numeric), on
+    the adaptive bins' counts when the raw values are not at hand (the dask engine), or on
+    the most frequent categories."""
+    title = ""
+    if c.kind == "numeric" and data is not None and data[0].size and data[1].size:
         r, cu = data
         lo, hi = float(min(r.min(), cu.min())), float(max(r.max(), cu.max()))
         hi = hi if hi > lo else lo + 1.0
-        edges = np.linspace(lo, hi, 31)
-        dens = [np.histogram(v, bins=edges)[0] / v.size for v in (r, cu)]
-        ymax = max(float(d.max()) for d in dens) or 1.0
-        for d, col in zip(dens, (_REF, _CUR)):
-            pts = [f"{left:.1f},{top + ph:.1f}"]
-            for i, v in enumerate(d):
-                y = top + ph - ph * v / ymax
-                pts += [f"{left + pw * i / 30:.1f},{y:.1f}", f"{left + pw * (i + 1) / 30:.1f},{y:.1f}"]
-            pts.append(f"{left + pw:.1f},{top + ph:.1f}")
-            body.append(f'<polygon points="{" ".join(pts)}" fill="{col}" fill-opacity="0.3" '
-                        f'stroke="{col}" stroke-width="1"/>')
-        body += [_text(left, h - 5, num(lo), size=9), _text(w - left, h - 5, num(hi), "end", 9)]
+        edges = np.linspace(lo, hi, CHART_BINS + 1)
+        shares = [np.histogram(v, bins=edges)[0] / v.size for v in (r, cu)]
+        x, width, xaxis = ((edges[:-1] + edges[1:]) / 2).tolist(), float(edges[1] - edges[0]), \
+            _axis(c.name)
+        mode = "overlay"
+    elif c.kind == "numeric" and c.edges and len(c.edges) > 1:
+        edges = np.asarray(c.edges, float)
+        shares = [np.asarray(k, float) / max(sum(k), 1)
+                  for k in (c.reference_counts, c.current_counts)]
+        x, width, xaxis = ((edges[:-1] + edges[1:]) / 2).tolist(), np.diff(edges).tolist(), \
+            _axis(c.name)
+        mode = "overlay"
     else:
-        ymax = float(max(pr.max(), pc.max())) or 1.0
-        for j, i in enumerate(order):
-            x0 = left + j * slot
-            for k, (p, col) in enumerate(((pr[i], _REF), (pc[i], _CUR))):
-                bh = ph * p / ymax
-                body.append(f'<rect x="{x0 + slot * (0.1 + 0.4 * k):.1f}" y="{top + ph - bh:.1f}" '
-                            f'width="{slot * 0.4:.1f}" height="{bh:.1f}" fill="{col}" '
-                            'fill-opacity="0.7"/>')
-            xc = x0 + slot / 2
-            if rotate:
-                xl, yl = xc + 3, top + ph + 4   # baseline 3 px right of the slot centre
-                body.append(_text(xl, yl, labels[j], "end", 9).replace(
-                    "<text", f'<text transform="rotate(-90 {xl:.1f} {yl:.1f})"'))
-            else:
-                body.append(_text(xc, h - 5, labels[j], "middle", 9))
+        cats = [str(k) for k in (c.categories or [])] or [
+            str(i) for i in range(len(c.reference_counts))]
+        pr = np.asarray(c.reference_counts, float) / max(sum(c.reference_counts), 1)
+        pc = np.asarray(c.current_counts, float) / max(sum(c.current_counts), 1)
+        order = np.argsort(-(pr + pc), kind="stable")[:TOP_CATEGORIES]
+        x, width = [cats[i] for i in order], None
+        shares = [pr[order], pc[order]]
+        xaxis = _axis(c.name, type="category", tickangle="auto")
+        mode = "group"
         if len(cats) > len(order):
-            body.append(_text(w - left, 12, f"top {len(order)} of {len(cats)}", "end", 9))
-    body.append(f'<line x1="{left}" y1="{top + ph}" x2="{w - left}" y2="{top + ph}" '
-                'stroke="#444" stroke-width="1"/>')
-    return _svg(w, h, body, f"distribution of {c.name}")
+            title = f"top {len(order)} of {len(cats)} categories"
+    data_ = []
+    for name, share, colour in (("reference", shares[0], _REF), ("current", shares[1], _CUR)):
+        trace = {"type": "bar", "name": name, "x": x, "y": np.asarray(share).tolist(),
+                 "marker": {"color": colour},
+                 "opacity": 0.55 if mode == "overlay" else 0.85,
+                 "hovertemplate": f"{name}<br>%{{x}}<br>%{{y:.1%}} of rows<extra></extra>"}
+        if width is not None:
+            trace["width"] = width
+        data_.append(trace)
+    return {"data": data_, "layout": _layout(
+        280, barmode=mode, bargap=0.0 if mode == "overlay" else 0.15,
+        title={"text": title, "font": {"size": 11}, "x": 1, "xanchor": "right"},
+        legend={"orientation": "h", "x": 0, "y": 1.12, "xanchor": "left"},
+        xaxis=xaxis, yaxis=_axis("share of rows", tickformat=".0%", rangemode="tozero"))}
 
 
-def _bars_svg(rows: list[tuple[str, float, float, float, str]], xlabel: str) -> str:
-    """Horizontal bars with interval whiskers: rows of (label, value, low, high, colour)."""
-    lab_w, w, row_h, top = 190, 720, 16, 6
-    h = top + row_h * len(rows) + 30
-    # non-negative measures: the axis starts at 0 and nothing is drawn below it
-    rows = [(n, max(v, 0.0), max(lo, 0.0), max(hi, 0.0), col) for n, v, lo, hi, col in rows]
-    finite = [v for r in rows for v in r[1:4] if v == v]
-    vmax = max([*finite, 1e-12])
-    vmin = 0.0
-    span = vmax - vmin or 1.0
-    pw = w - lab_w - 20
-
-    def x(v: float) -> float:
-        return lab_w + pw * (v - vmin) / span
-
-    body = []
-    for i, (name, v, lo, hi, col) in enumerate(rows):
-        y = top + i * row_h
-        body.append(_text(lab_w - 6, y + 11, name[:30], "end", 10))
-        if v == v:
-            x0, x1 = sorted((x(0.0), x(v)))
-            body.append(f'<rect x="{x0:.1f}" y="{y + 3}" width="{x1 - x0:.1f}" height="{row_h - 6}" '
-                        f'fill="{col}"/>')
-        if lo == lo and hi == hi:
-            body.append(f'<line x1="{x(lo):.1f}" y1="{y + row_h / 2}" x2="{x(hi):.1f}" '
-                        f'y2="{y + row_h / 2}" stroke="#000" stroke-width="1"/>')
-    y = top + row_h * len(rows)
-    body += [f'<line x1="{lab_w}" y1="{y}" x2="{lab_w + pw}" y2="{y}" stroke="#444"/>',
-             _text(x(vmin), y + 12, num(vmin), "start", 9), _text(x(vmax), y + 12, num(vmax), "end", 9),
-             _text(lab_w + pw / 2, y + 25, xlabel, "middle", 10)]
-    return _svg(w, h, body, xlabel)
-
-
-def _plots(rep: Report) -> dict[str, str]:
-    out = {c.name: _distribution_svg(c, rep.plot_data.get(c.name)) for c in rep.columns}
-    out["__bars__"] = _bars_svg(
-        [(c.name, c.measures["js"].value, c.measures["js"].ci_low, c.measures["js"].ci_high,
-          _SIG if decision(c, _alpha(rep)).drift else _GREY) for c in rep.columns],
-        "Jensen-Shannon divergence (nats), bootstrap interval; red: BH q <= 0.05")
+def figures(rep: Report) -> dict[str, dict[str, Any]]:
+    """Every chart of the page as a Plotly figure (plain data: no plotly import): ``js``
+    (the JS divergence of each column with its interval, drift in red), ``mi`` (mutual
+    information with the target) and ``col0``, ``col1``, ... (each column's distributions,
+    in rank order)."""
+    alpha = _alpha(rep)
+    level = f"{rep.meta.get('level', 0.95):.0%}"
+    cs = rep.columns
+    ds = [decision(c, alpha) for c in cs]
+    js = [c.measures["js"] for c in cs]
+    out = {"js": _interval_bars(
+        [c.name for c in cs], [m.value for m in js], [m.ci_low for m in js],
+        [m.ci_high for m in js], [_SIG if d.drift else _GREY for d in ds],
+        [f"{c.name}<br>JS {num(m.value)} [{num(m.ci_low)}, {num(m.ci_high)}]<br>"
+         f"{'drift' if d.drift else 'no drift'}: {_decision_text(d)}"
+         for c, m, d in zip(cs, js, ds)],
+        f"Jensen-Shannon divergence (nats), {level} interval; red: drift")}
     if rep.mutual_information:
-        out["__mi__"] = _bars_svg(
-            [(r["column"], r["value"], r["ci_low"], r["ci_high"], _MI)
-             for r in rep.mutual_information],
-            f"mutual information with {rep.meta['target']} (nats), {rep.meta['level']:.0%} interval")
+        rows = rep.mutual_information
+        out["mi"] = _interval_bars(
+            [str(r["column"]) for r in rows], [r["value"] for r in rows],
+            [r["ci_low"] for r in rows], [r["ci_high"] for r in rows], [_MI] * len(rows),
+            [f"{r['column']}<br>MI {num(r['value'])} [{num(r['ci_low'])}, "
+             f"{num(r['ci_high'])}] nats" for r in rows],
+            f"mutual information with {rep.meta.get('target')} (nats), {level} interval")
+    for i, c in enumerate(cs):
+        out[f"col{i}"] = _distribution(c, rep.plot_data.get(c.name))
     return out
+
+
+_PLOTLY: str | None = None
+
+
+def plotly_bundle() -> str | None:
+    """The minified plotly.js shipped inside the plotly package (read once; the Python
+    package itself is never imported), or None when plotly is not installed."""
+    global _PLOTLY
+    if _PLOTLY is None:
+        import importlib.util
+        from pathlib import Path
+        spec = importlib.util.find_spec("plotly")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations)), "package_data",
+                    "plotly.min.js")
+        if not path.is_file():
+            return None
+        _PLOTLY = path.read_text(encoding="utf-8")
+    return _PLOTLY
+
+
+def _json_in_html(obj: Any) -> str:
+    """JSON safe inside a <script> element: every ``<`` is written ``\\u003c`` (the same
+    string to JSON), so no ``</script>`` or ``<!--`` in a column name can end or hide it."""
+    import json
+    text = json.dumps(_num(obj), allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c")
 
 
 def _raw(c: Any, key: str, rank: int) -> float | None:
@@ -698,25 +721,29 @@ def _html_table(rep: Report) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     cols = [c for c in _detail_columns(rep) if c.key != "mark"]
     decisions = [decision(c, alpha) for c in rep.columns]
     at = next(i for i, c in enumerate(cols) if c.key == "name") + 1
-    head = [{"head": c.head, "left": c.left} for c in cols]
-    head[at:at] = [{"head": "decision", "left": True}, {"head": "test", "left": False}]
+    head = [{"head": c.head, "left": c.left, "sort": "text" if c.left else "num"}
+            for c in cols]
+    # the test reads as text and sorts by its q-value
+    head[at:at] = [{"head": "decision", "left": True, "sort": "text"},
+                   {"head": "test", "left": True, "sort": "num"}]
     rows = []
     for i, (c, d) in enumerate(zip(rep.columns, decisions)):
         cells = [_cell(col.cells[i], col.left, None if col.left else _raw(c, col.key, i + 1))
                  for col in cols]
         cells[at:at] = [_cell("drift" if d.drift else "no drift", True,
                               badge="drift" if d.drift else "ok"),
-                        _cell(_decision_text(d), False, d.q)]
-        rows.append({"drift": d.drift, "cells": cells})
+                        _cell(_decision_text(d), True, d.q)]
+        rows.append({"drift": d.drift, "name": c.name, "cells": cells})
     return head, rows
 
 
-def _card_line(c: Any, d: Decision) -> str:
+def _card_line(c: Any, d: Decision) -> list[str]:
+    """The facts under a chart, in pieces that the page never breaks inside."""
     js = c.measures["js"]
     ref, cur = _missing_shares(c)
-    return (f"{c.kind}; JS {num(js.value)} [{num(js.ci_low)}, {num(js.ci_high)}]; "
-            f"{_decision_text(d)}; n = {c.n_reference:,} / {c.n_current:,}; "
-            f"missing {_share(ref)} -> {_share(cur)}")
+    return [c.kind, f"JS {num(js.value)} [{num(js.ci_low)}, {num(js.ci_high)}]",
+            _decision_text(d), f"n = {c.n_reference:,} / {c.n_current:,}",
+            f"missing {_share(ref)} -> {_share(cur)}"]
 
 
 _TEMPLATES = None
@@ -750,22 +777,23 @@ def html(rep: Report) -> str:
     verdict, one table of columns with their decisions, tests, measures and missing shares,
     the charts and the legend; no external resource."""
     alpha = _alpha(rep)
-    plots = _plots(rep)
+    bundle = plotly_bundle()
     head, rows = _html_table(rep)
     mi = None
     if rep.mutual_information is not None:
         mcols = _mi_cols(rep)
         keys = {"rank": "rank", "mi": "value", "ci": "ci_low"}
-        mi = {"head": [{"head": c.head, "left": c.left} for c in mcols],
+        mi = {"head": [{"head": c.head, "left": c.left, "sort": "text" if c.left else "num"}
+                       for c in mcols],
               "rows": [{"cells": [_cell(col.cells[i], col.left,
                                         r[keys[col.key]] if col.key in keys else None)
                                   for col in mcols]}
                        for i, r in enumerate(rep.mutual_information)]}
     cards = []
-    for c in rep.columns:
+    for i, c in enumerate(rep.columns):
         d = decision(c, alpha)
         cards.append({"name": c.name, "drift": d.drift, "line": _card_line(c, d),
-                      "chart": plots.get(c.name, "")})
+                      "figure": f"col{i}"})
     legend = []
     for t in _legend(rep, [c.key for c in _detail_columns(rep)]):
         key, sep, rest = t.partition("  ")
@@ -782,5 +810,7 @@ def html(rep: Report) -> str:
         joint=_joint_line(rep.joint, alpha) if rep.joint is not None else
         "No numeric columns: no joint test.",
         mi=mi, target=str(meta.get("target")), cards=cards, legend=legend, footer=footer,
-        charts={"js": plots.get("__bars__", ""), "mi": plots.get("__mi__", "")},
-        scripts=[])
+        level=f"{meta.get('level', 0.95):.0%}", charts=bundle is not None,
+        no_charts="Charts need plotly: pip install 'divergences[cli]'.",
+        plotly=bundle or "", figures=_json_in_html(figures(rep)) if bundle else "",
+        script=_asset("report.js"))
