@@ -349,3 +349,18 @@ def test_normalize_does_not_apply_to_logits():
     # it does apply to log-probabilities and probabilities
     assert dv.kl(s, s.flip(-1), input="log_probs", normalize=True).shape == (2,)
     assert dv.kl(s.exp(), s.flip(-1).exp(), normalize=True).shape == (2,)
+
+
+@pytest.mark.parametrize("kind", ["probs", "log_probs"])
+@pytest.mark.parametrize("name", list(PAIR))
+def test_gradcheck_float64(name, kind):
+    # near-equal (1e-6, 1e-3: the series and log1p branches) and far entries
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(2, 5, generator=g, dtype=torch.float64) + 0.1
+    q = p * (1 + torch.tensor([1e-3, 0.3, -0.4, 2.0, -1e-6], dtype=torch.float64))
+    p, q = p / p.sum(-1, keepdim=True), q / q.sum(-1, keepdim=True)
+    if kind == "log_probs":
+        p, q = p.log(), q.log()
+    assert torch.autograd.gradcheck(
+        lambda x, y: PAIR[name](x, y, input=kind, validate=False),
+        (p.requires_grad_(), q.requires_grad_()))
