@@ -105,8 +105,8 @@ def nan_rows(values: torch.Tensor, *logs: torch.Tensor, dim: int = -1) -> torch.
     """``values`` with NaN in each row where one of ``logs`` has a NaN in its first entry.
 
     A normalised log-probability row (``log_softmax``, ``z - logsumexp(z)``) is NaN
-    everywhere as soon as one logit is NaN, so the first entry tells; 0-d ``logs`` (a
-    row's log-normaliser) are read as they are. The divergence must not read a NaN as zero
+    everywhere as soon as one logit is NaN, so the first entry tells; ``logs`` of the
+    values' shape (one log-normaliser per row) are read as they are. The divergence must not read a NaN as zero
     mass: a NaN input gives a NaN loss.
     """
     bad = None
@@ -233,7 +233,6 @@ class ChunkPlan:
     weights: torch.Tensor | None
     others: tuple[torch.Tensor | None, ...]
     diff_at: tuple[int, ...]
-    name: str
 
     def args(self, diff_inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         n = self.keep.shape[0]
@@ -320,7 +319,6 @@ def chunked_loss(
     plan = ChunkPlan(
         fn=fn, chunk=chunk, w_soft=w_soft, w_hard=w_hard, keep=keep, weights=weights,
         others=tuple(None if d else o for o, d in zip(others, diff)), diff_at=diff_at,
-        name=name,
     )
     kernel = _stored_grad.Kernel(name, plan.forward, reference=plan.reference,
                                  per_row=weights is None)
