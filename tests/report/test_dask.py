@@ -362,3 +362,24 @@ def test_only_categorical_columns(data, client, reports):
         assert rep.column(col).current_counts == reports[0].column(col).current_counts
         assert rep.column(col).measures["chi2"].plugin == \
             reports[0].column(col).measures["chi2"].plugin
+
+
+def test_bad_columns_are_skipped_with_a_reason(tmp_path, client):
+    """One bad column never aborts the report: too few values, a text ID, a column in one
+    data set only (issue 13)."""
+    rng = np.random.default_rng(8)
+    n = 200
+    ref = pd.DataFrame({"x": rng.normal(size=n), "few": [1.0, 2.0] + [np.nan] * (n - 2),
+                        "id": [f"u{i}" for i in range(n)], "only_ref": rng.normal(size=n)})
+    cur = pd.DataFrame({"x": rng.normal(size=n), "few": rng.normal(size=n),
+                        "id": [f"v{i}" for i in range(n)]})
+    ref.to_parquet(tmp_path / "r.parquet", index=False)
+    cur.to_parquet(tmp_path / "c.parquet", index=False)
+    rep = compare(str(tmp_path / "r.parquet"), str(tmp_path / "c.parquet"), engine="dask",
+                  scheduler=client, sample=100, permutations=5, n_boot=3)
+    reasons = {s["column"]: s["reason"] for s in rep.skipped}
+    assert "numeric columns need at least" in reasons["few"]
+    assert reasons["id"].startswith("unique per row")
+    assert reasons["only_ref"] == f"only in {tmp_path / 'r.parquet'}"
+    assert [c.name for c in rep.columns] == ["x"]
+    assert rep.meta["rows_total"] == [n, n] and not rep.column("x").drift

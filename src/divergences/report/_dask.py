@@ -417,6 +417,25 @@ def _kind(sr: Any, sc: Any, column: str, names: tuple[str, str],
     return kr
 
 
+def _skip_reason(kind: str, sr: Any, sc: Any, names: tuple[str, str],
+                 overridden: bool) -> str | None:
+    """Why a column is listed under ``skipped`` instead of compared (as the local engine
+    says it): too few numeric values, or a text column unique per row (an ID or free text;
+    a numeric ID is not detected from the sketches)."""
+    from . import MIN_ID_ROWS, MIN_NUMERIC_ROWS
+    if kind == "numeric":
+        for sk, label in ((sr, names[0]), (sc, names[1])):
+            if sk.n < MIN_NUMERIC_ROWS:
+                return (f"{sk.n} values in {label}; numeric columns need at least "
+                        f"{MIN_NUMERIC_ROWS}")
+        return None
+    if (not overridden and isinstance(sr, CategoricalSketch) and sr.n + sc.n >= MIN_ID_ROWS
+            and all(v == 1 for v in sr.counts.values())
+            and all(v == 1 for v in sc.counts.values())):
+        return "unique per row: looks like an ID or free text"
+    return None
+
+
 def _as_categories(s: Any) -> CategoricalSketch:
     if isinstance(s, CategoricalSketch):
         return s
@@ -449,7 +468,7 @@ def compare_dask(
     DataFrames. ``sample``: rows per data set for the sampled measures (default
     :data:`DEFAULT_SAMPLE`). ``grid_bins``: bins of the grid numeric columns are counted on.
     """
-    from . import MIN_NUMERIC_ROWS, _adjust, _check_int, _sample_index, compare
+    from . import _adjust, _check_int, _sample_index, compare
     from ._columns import decide, missing_test
 
     _require_dask()
@@ -482,10 +501,23 @@ def compare_dask(
         sk_r, sk_c = first[0]["sketches"], first[1]["sketches"]
 
         kinds, skipped = {}, []
+        if columns is None:
+            for cols, label, other in ((ref_cols, ref_label, cur_cols),
+                                       (cur_cols, cur_label, ref_cols)):
+                skipped += [{"column": c, "reason": f"only in {label}"}
+                            for c in cols if c not in other and c != target]
         for c in chosen:
             kind = _kind(sk_r[c], sk_c[c], c, names, (overrides or {}).get(c))
             if kind == "unsupported":
                 reason = next(s[1] for s in (sk_r[c], sk_c[c]) if isinstance(s, tuple))
+                skipped.append({"column": c, "reason": reason})
+                continue
+            for sk, label in ((sk_r[c], ref_label), (sk_c[c], cur_label)):
+                if sk.n == 0:
+                    raise InputError(f"column {c!r} in {label}: every value is missing")
+            reason = _skip_reason(kind, sk_r[c], sk_c[c], names,
+                                  c in (overrides or {}))
+            if reason:
                 skipped.append({"column": c, "reason": reason})
             else:
                 kinds[c] = kind
@@ -495,10 +527,6 @@ def compare_dask(
         grids = {}
         for c, kind in kinds.items():
             if kind == "numeric":
-                for s, label in ((sk_r[c], ref_label), (sk_c[c], cur_label)):
-                    if s.n < MIN_NUMERIC_ROWS:
-                        raise InputError(f"column {c!r} in {label}: {s.n} values; numeric "
-                                         f"columns need at least {MIN_NUMERIC_ROWS}")
                 pooled = sk_r[c].merge(sk_c[c])
                 grids[c] = grid(pooled.minimum, pooled.maximum, grid_bins)
 
@@ -525,7 +553,7 @@ def compare_dask(
         npart = [len(ps) for ps in parts]
 
     cat = [c for c, k in kinds.items() if k == "categorical" and (overrides or {}).get(c)]
-    local = compare(sample_r, sample_c, target, columns=columns, sample=None, seed=seed,
+    local = compare(sample_r, sample_c, target, columns=list(kinds), sample=None, seed=seed,
                     permutations=permutations, n_boot=n_boot, level=level, alpha=alpha,
                     categorical=cat or None, max_permutations=max_permutations, names=names,
                     progress=progress)
