@@ -29,9 +29,10 @@ PROG_VARIABLE = "DIVERGENCES_BENCH_PROG"
 
 class Suite(NamedTuple):
     """How to reach one suite: its module, what it compares, how long it takes (wall time on
-    the project's 2-core machine, from the runs in RESULTS.md and ``--quick`` runs timed
-    there), the flag its own parser names its results file by, and the arguments that come
-    before the user's (the runner's suites are subcommands of :mod:`benchmarks.run`)."""
+    the project's shared 2-core machine: full runs from the sections of RESULTS.md, ``--quick``
+    runs timed there on 2026-12-02 at a load average of about 5, so upper ends), the flag its
+    own parser names its results file by, and the arguments that come before the user's (the
+    runner's suites are subcommands of :mod:`benchmarks.run`)."""
 
     module: str
     about: str
@@ -43,21 +44,21 @@ class Suite(NamedTuple):
 
 SUITES = {
     "exact": Suite("benchmarks.run", "kl and js on logits: ours vs scipy.special and torch",
-                   "about 5 min", "about 30 s", "--results", ("exact",)),
+                   "about 5 min", "about 3 min", "--results", ("exact",)),
     "dependence": Suite("benchmarks.dependence", "distance correlation: ours vs dcor",
-                        "about 2 min", "about 15 s", "--results"),
+                        "about 2 min", "about 3 min", "--results"),
     "transport": Suite("benchmarks.transport",
                        "Sinkhorn divergences and solvers: ours vs POT and geomloss",
-                       "15 to 30 min", "about 1 min", "--results"),
+                       "15 to 30 min", "about 1.5 min", "--results"),
     "distill": Suite("benchmarks.distill",
                      "distillation losses: ours vs TRL and Liger-Kernel (speed, memory)",
-                     "about 10 min", "about 1 min", "--results"),
+                     "about 10 min", "about 1.5 min", "--results"),
     "mi": Suite("benchmarks.mi",
                 "MI estimators: accuracy, coverage, speed vs sklearn, ennemi, infomeasure",
-                "about 20 min", "about 2 min", "--out"),
+                "about 20 min", "about 1.5 min", "--out"),
     "coverage": Suite("benchmarks.coverage",
                       "coverage of every estimator's default interval on known answers",
-                      "about 3 min", "about 20 s", "--out"),
+                      "about 3 min", "about 15 s", "--out"),
 }
 
 

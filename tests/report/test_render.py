@@ -84,6 +84,14 @@ def test_num_is_one_format_and_never_cuts():
         "0.0001", "9.99e-05", "0.05", "0", "-", "inf", "-"]
 
 
+def test_a_q_value_that_underflowed_is_not_printed_as_zero():
+    from divergences.report._render import Decision, _decision_text
+
+    assert _decision_text(Decision(True, "KS test", 0.0)) == "KS test, q < 1e-300"
+    assert _decision_text(Decision(True, "JS permutation test", 0.01, True)) == (
+        "JS permutation test, q <= 0.01")
+
+
 def test_verdict_comes_first_then_one_decision_per_column(mixed):
     lines = text_table(mixed, 80).splitlines()
     drifted = [c for c in mixed.columns if decision(c).drift]

@@ -160,7 +160,8 @@ def decision(c: Any, alpha: float = ALPHA) -> Decision:
 
 
 def _decision_text(d: Decision) -> str:
-    q = f"q {'<=' if d.floor else '='} {num(d.q)}"
+    # a q-value of exactly 0 is a p-value below the smallest double, not a certainty
+    q = "q < 1e-300" if d.q == 0 else f"q {'<=' if d.floor else '='} {num(d.q)}"
     return f"{d.test}{', ' + d.detail if d.detail else ''}, {q}"
 
 
