@@ -630,9 +630,18 @@ def _renyi_row(alpha: float) -> Pair:
         # Near the diagonal sum p^a q^(1-a) = 1 + a (a - 1) A_a with A_a the Amari
         # divergence (cancellation-free registry terms): log1p keeps D_a accurate to a few
         # ulps however close p and q are, and exactly 0 for identical inputs.
-        s = a * (a - 1.0) * fdiv.evaluate(amari, lp, lq, zero_mass=zm, masses=masses)
+        # Rows are routed by the log-sum-exp value (S = exp((a - 1) far)), and the rows
+        # that take `far` feed the Amari branch q in place of p: a zero, finite-gradient
+        # input there. Evaluated on the raw inputs, that branch overflows for logits far
+        # apart, and its inf derivative times where()'s zero gradient is a NaN gradient.
+        with torch.no_grad():
+            use_near = torch.expm1((a - 1.0) * far).abs() < 0.5
+        keep = use_near.unsqueeze(-1)
+        lp_n = torch.where(keep, lp, lq)
+        m_n = None if masses is None else (torch.where(keep, masses[0], masses[1]), masses[1])
+        s = a * (a - 1.0) * fdiv.evaluate(amari, lp_n, lq, zero_mass=zm, masses=m_n)
         near = torch.log1p(s.clamp(-0.5, 0.5)) / (a - 1.0)
-        out = torch.where(s.abs() < 0.5, near, far)
+        out = torch.where(use_near, near, far)
         return torch.where(torch.isnan(s), s, out).clamp_min(0.0)
 
     return row
