@@ -103,6 +103,8 @@ def test_replicates_equal_the_library_on_explicit_resamples():
     labels[:, :r.size] = 1.0
     labels = np.random.default_rng(1).permuted(labels, axis=1)
     got = srt.stats(labels, 1.0 - labels)
+    short = srt.stats(labels)                       # a relabelling: the complement implied
+    assert all(np.allclose(short[k], got[k]) for k in got)
     for b in range(3):
         lab = labels[b][np.argsort(srt.order)].astype(bool)   # back to the pooled order
         a, z = pooled[lab], pooled[~lab]

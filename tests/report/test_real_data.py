@@ -99,6 +99,7 @@ def test_item5_a_table_against_itself_gives_zero_and_flags_nothing(sample):
         for name, m in c.measures.items():
             assert m.value == 0.0, (c.name, name, m)
         assert c.drift_pvalue == 1.0
+    assert rep.joint["statistic"] <= 1e-12 and rep.joint["pvalue"] == 1.0
     assert rep.meta["sampled"] == (sample is not None)
 
 

@@ -542,20 +542,21 @@ def compare(
         decide(results, float(alpha))
         results.sort(key=lambda r: -r.measures["js"].value)
 
-        numeric_cols = [(c, vr, vc) for c, kind, vr, vc in compared if kind == "numeric"]
-        joint = None
-        if numeric_cols:
-            joint = joint_mmd([c for c, _, _ in numeric_cols],
-                              np.column_stack([vr for _, vr, _ in numeric_cols]),
-                              np.column_stack([vc for _, _, vc in numeric_cols]),
-                              permutations=permutations, seed=seed)
-
         mi = None
         if target is not None:
             tr_full, tc_full = ref[target], cur[target]
             tr = tr_full if idx[0] is None else tr_full[idx[0]]
             tc = tc_full if idx[1] is None else tc_full[idx[1]]
             mi = _target_mi(compared, tr, tc, target, ref_label, cur_label, seed, float(level))
+
+    # the joint test works on one large Gram matrix: torch's threads help there
+    numeric_cols = [(c, vr, vc) for c, kind, vr, vc in compared if kind == "numeric"]
+    joint = None
+    if numeric_cols:
+        joint = joint_mmd([c for c, _, _ in numeric_cols],
+                          np.column_stack([vr for _, vr, _ in numeric_cols]),
+                          np.column_stack([vc for _, _, vc in numeric_cols]),
+                          permutations=permutations, seed=seed)
 
     sampled = tuple(n if i is None else i.size for n, i in zip(rows, idx))
     meta = {

@@ -68,6 +68,7 @@ and on Fisher's exact test of equal missing shares, Benjamini-Hochberg adjusted 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -397,8 +398,12 @@ class _Sorted:
         is_ref[:n] = True
         self.is_ref = is_ref[self.order]
 
-    def stats(self, wr: np.ndarray, wc: np.ndarray) -> dict[str, np.ndarray]:
-        cr, cc = np.cumsum(wr, axis=1, dtype=np.float64), np.cumsum(wc, axis=1, dtype=np.float64)
+    def stats(self, wr: np.ndarray, wc: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Statistics of replicates with weights ``wr``, ``wc`` (B, N); ``wc=None`` means
+        ``1 - wr`` (a relabelling), whose cumulative sum is ``1, 2, ..., N`` minus ``wr``'s."""
+        cr = np.cumsum(wr, axis=1, dtype=np.float64)
+        cc = (np.arange(1.0, wr.shape[1] + 1.0) - cr if wc is None
+              else np.cumsum(wc, axis=1, dtype=np.float64))
         nr, nc = cr[:, -1:], cc[:, -1:]
         gap = np.abs(cr / nr - cc / nc)
         out = {"wasserstein": gap[:, :-1] @ self.dz if self.dz.size else np.zeros(len(wr)),
@@ -412,7 +417,7 @@ class _Sorted:
 
     def observed(self) -> dict[str, float]:
         wr = self.is_ref[None].astype(np.float64)
-        return {k: float(v[0]) for k, v in self.stats(wr, 1.0 - wr).items()}
+        return {k: float(v[0]) for k, v in self.stats(wr).items()}
 
     def bootstrap(self, b: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         pos_r, pos_c = np.flatnonzero(self.is_ref), np.flatnonzero(~self.is_ref)
@@ -423,10 +428,13 @@ class _Sorted:
         return self.stats(wr, wc)
 
     def permutation(self, b: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        # n of the N pooled values drawn at random for the reference: the n smallest of N
+        # uniform keys (argpartition is about twice as fast as shuffling rows)
+        keys = rng.random((b, self.z.size))
+        chosen = np.argpartition(keys, self.n - 1, axis=1)[:, :self.n]
         labels = np.zeros((b, self.z.size))
-        labels[:, :self.n] = 1.0
-        labels = rng.permuted(labels, axis=1)
-        return self.stats(labels, 1.0 - labels)
+        np.put_along_axis(labels, chosen, 1.0, axis=1)
+        return self.stats(labels)
 
 
 def _replicates(fn: Callable[[int], dict[str, np.ndarray]], total: int,
@@ -478,7 +486,11 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
     plugin = srt.observed()
     # the library's own functions for the reported plug-in values (the cumulative-sum path
     # equals them to rounding; it is used for the replicates)
-    ks = stats.ks_2samp(r, c)
+    with warnings.catch_warnings():
+        # with ties the exact distribution may fail; scipy then falls back to the asymptotic
+        # one, which is what we want, without the warning reaching the user
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ks = stats.ks_2samp(r, c)
     plugin["ks"] = float(ks.statistic)
 
     rng = np.random.default_rng([seed, 1])
