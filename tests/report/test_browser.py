@@ -234,7 +234,10 @@ CHART_PROBE = """
           drawn: [s.x, s.y, s.width, s.height], bars,
           xticks: ticks('.xtick text'), yticks: ticks('.ytick text'),
           titles: Array.from(el.querySelectorAll('.g-xtitle text, .g-ytitle text'))
-            .map((t) => t.textContent)};
+            .map((t) => t.textContent),
+          titleBoxes: Array.from(el.querySelectorAll('.g-xtitle text, .g-ytitle text'))
+            .map((t) => { const b = t.getBoundingClientRect();
+                          return [t.textContent, b.left, b.right]; })};
 })
 """
 
@@ -255,6 +258,10 @@ def chart_problems(info: dict[str, Any], tol: float = 1.0) -> list[str]:
     for axis in ("xticks", "yticks"):
         if len(info[axis]) < 2:
             out.append(f"{name}: {axis[0]} axis has {len(info[axis])} tick labels")
+    for text, left, right in info.get("titleBoxes", []):
+        if left < x - tol or right > x + w + tol:
+            out.append(f"{name}: axis title {text!r} cut off ({left:.0f}-{right:.0f} "
+                       f"outside {x:.0f}-{x + w:.0f})")
     out += text_overlaps({"label": name, "texts": info["xticks"]})
     out += text_overlaps({"label": name, "texts": info["yticks"]})
     return out
@@ -600,7 +607,7 @@ WIDTH_PROBE = """
               drawn: box.width, right: box.right};
     }),
   tables: Array.from(document.querySelectorAll('.scroll')).map(
-    (s) => s.getBoundingClientRect().right),
+    (s) => [s.getBoundingClientRect().right, s.scrollWidth, s.clientWidth]),
 })
 """
 
@@ -620,10 +627,17 @@ def test_phone_and_wide_screen(browser, tmp_path, width):
         probe = page.evaluate(WIDTH_PROBE)
         assert probe["scroll"] <= probe["inner"] and probe["body"] <= probe["inner"], probe
         assert probe["charts"], "no chart drawn"
+        page.wait_for_function("() => document.body.getAttribute('data-charts') === 'ready'",
+                               timeout=60_000)
+        problems = [p for i in page.evaluate(CHART_PROBE) for p in chart_problems(i)]
+        assert not problems, problems                             # axes, ticks, titles fit
+        probe = page.evaluate(WIDTH_PROBE)
         for c in probe["charts"]:
             assert c["right"] <= width + 0.5, c                   # nothing cut off
             assert c["drawn"] >= 0.95 * c["chart"], c             # the chart fills its box
-        assert all(right <= width + 0.5 for right in probe["tables"]), probe["tables"]
+        # every table fits its box: no column cut off or hidden behind a scroll
+        for right, scroll_w, client_w in probe["tables"]:
+            assert right <= width + 0.5 and scroll_w <= client_w + 1, probe["tables"]
         main = page.evaluate("() => document.querySelector('main').getBoundingClientRect()"
                              ".width")
         assert main >= 0.95 * width, main                         # the width is used

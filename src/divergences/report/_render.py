@@ -547,6 +547,13 @@ _FONT = {"family": "system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-s
          "size": 12}
 
 
+def _t(text: Any) -> str:
+    """Text for a Plotly label: Plotly reads a few HTML tags (``<b>``, ``<br>``) in labels and
+    decodes entities, so a column's name is entity-escaped to be shown as it is."""
+    import html as _html
+    return _html.escape(str(text), quote=False)
+
+
 def _layout(height: int, **extra: Any) -> dict[str, Any]:
     """A Plotly layout that fills its container's width (no fixed width: the page is fluid)."""
     return {"autosize": True, "height": height, "font": _FONT, "hovermode": "closest",
@@ -593,14 +600,14 @@ def _distribution(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> dict[st
         edges = np.linspace(lo, hi, CHART_BINS + 1)
         shares = [np.histogram(v, bins=edges)[0] / v.size for v in (r, cu)]
         x, width, xaxis = ((edges[:-1] + edges[1:]) / 2).tolist(), float(edges[1] - edges[0]), \
-            _axis(c.name)
+            _axis(_t(c.name))
         mode = "overlay"
     elif c.kind == "numeric" and c.edges and len(c.edges) > 1:
         edges = np.asarray(c.edges, float)
         shares = [np.asarray(k, float) / max(sum(k), 1)
                   for k in (c.reference_counts, c.current_counts)]
         x, width, xaxis = ((edges[:-1] + edges[1:]) / 2).tolist(), np.diff(edges).tolist(), \
-            _axis(c.name)
+            _axis(_t(c.name))
         mode = "overlay"
     else:
         cats = [str(k) for k in (c.categories or [])] or [
@@ -608,9 +615,9 @@ def _distribution(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> dict[st
         pr = np.asarray(c.reference_counts, float) / max(sum(c.reference_counts), 1)
         pc = np.asarray(c.current_counts, float) / max(sum(c.current_counts), 1)
         order = np.argsort(-(pr + pc), kind="stable")[:TOP_CATEGORIES]
-        x, width = [cats[i] for i in order], None
+        x, width = [_t(cats[i]) for i in order], None
         shares = [pr[order], pc[order]]
-        xaxis = _axis(c.name, type="category", tickangle="auto")
+        xaxis = _axis(_t(c.name), type="category", tickangle="auto")
         mode = "group"
         if len(cats) > len(order):
             title = f"top {len(order)} of {len(cats)} categories"
@@ -641,20 +648,20 @@ def figures(rep: Report) -> dict[str, dict[str, Any]]:
     ds = [decision(c, alpha) for c in cs]
     js = [c.measures["js"] for c in cs]
     out = {"js": _interval_bars(
-        [c.name for c in cs], [m.value for m in js], [m.ci_low for m in js],
+        [_t(c.name) for c in cs], [m.value for m in js], [m.ci_low for m in js],
         [m.ci_high for m in js], [_SIG if d.drift else _GREY for d in ds],
-        [f"{c.name}<br>JS {num(m.value)} [{num(m.ci_low)}, {num(m.ci_high)}]<br>"
+        [f"{_t(c.name)}<br>JS {num(m.value)} [{num(m.ci_low)}, {num(m.ci_high)}]<br>"
          f"{'drift' if d.drift else 'no drift'}: {_decision_text(d)}"
          for c, m, d in zip(cs, js, ds)],
-        f"Jensen-Shannon divergence (nats), {level} interval; red: drift")}
+        f"Jensen-Shannon divergence (nats)<br>{level} interval; red: drift")}
     if rep.mutual_information:
         rows = rep.mutual_information
         out["mi"] = _interval_bars(
-            [str(r["column"]) for r in rows], [r["value"] for r in rows],
+            [_t(r["column"]) for r in rows], [r["value"] for r in rows],
             [r["ci_low"] for r in rows], [r["ci_high"] for r in rows], [_MI] * len(rows),
-            [f"{r['column']}<br>MI {num(r['value'])} [{num(r['ci_low'])}, "
+            [f"{_t(r['column'])}<br>MI {num(r['value'])} [{num(r['ci_low'])}, "
              f"{num(r['ci_high'])}] nats" for r in rows],
-            f"mutual information with {rep.meta.get('target')} (nats), {level} interval")
+            f"mutual information with {_t(rep.meta.get('target'))} (nats)<br>{level} interval")
     for i, c in enumerate(cs):
         out[f"col{i}"] = _distribution(c, rep.plot_data.get(c.name))
     return out
