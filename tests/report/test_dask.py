@@ -383,3 +383,16 @@ def test_bad_columns_are_skipped_with_a_reason(tmp_path, client):
     assert reasons["only_ref"] == f"only in {tmp_path / 'r.parquet'}"
     assert [c.name for c in rep.columns] == ["x"]
     assert rep.meta["rows_total"] == [n, n] and not rep.column("x").drift
+
+
+def test_progress_while_reading(data, client):
+    """The terminal stayed blank while the dask engine read and sketched (issue 13)."""
+    calls = []
+    compare(str(data[0]), str(data[1]), columns=["x", "colour"], engine="dask",
+            scheduler=client, sample=50, permutations=5, n_boot=3,
+            progress=lambda done, total, what: calls.append((done, total, what)))
+    reading = [c for c in calls if c[2] == "reading partitions"]
+    counting = [c for c in calls if c[2] == "counting and sampling partitions"]
+    assert [c[0] for c in reading] == list(range(1, 2 * FILES + 1))
+    assert reading[-1][1] == 2 * FILES and counting[-1][0] == counting[-1][1]
+    assert calls[-1][:2] == (2, 2)                      # then the columns, as locally

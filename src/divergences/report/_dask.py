@@ -218,13 +218,24 @@ def concat_rows(frames: list[Any]) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _tree(items: list[Any], merge: Callable[..., Any], *args: Any) -> Any:
-    """Reduce delayed items in a tree of fan-in :data:`FAN_IN` (runs on the workers)."""
-    import dask
-    while len(items) > 1:
-        items = [dask.delayed(merge)(items[i:i + FAN_IN], *args)
-                 for i in range(0, len(items), FAN_IN)]
-    return items[0]
+def _leaves(client: Any, delayed: list[Any], progress: Callable[[int, int, str], None] | None,
+            what: str) -> list[Any]:
+    """Start the per-partition tasks; with ``progress``, report each as it finishes
+    (``progress(done, total, "reading partitions")``) while the merges proceed."""
+    futures = client.compute(delayed)
+    if progress is not None:
+        from distributed import as_completed
+        for i, _ in enumerate(as_completed(futures), 1):
+            progress(i, len(futures), what)
+    return futures
+
+
+def _merged(client: Any, futures: list[Any], merge: Callable[..., Any], *args: Any) -> Any:
+    """Reduce futures in a tree of fan-in :data:`FAN_IN` on the workers."""
+    while len(futures) > 1:
+        futures = [client.submit(merge, futures[i:i + FAN_IN], *args)
+                   for i in range(0, len(futures), FAN_IN)]
+    return futures[0]
 
 
 def _is_parquet(f: Path) -> bool:
@@ -490,10 +501,13 @@ def compare_dask(
     with _client(scheduler) as (client, where):
         parts = [f.to_delayed() for f in frames]
         # Pass 1: sketches and partition sizes.
-        trees = [_tree([dask.delayed(partition_sketches)(p, chosen, label) for p in ps],
-                       merge_sketches, label)
-                 for ps, label in zip(parts, names)]
-        first = client.gather(client.compute(trees))
+        leaves = [dask.delayed(partition_sketches)(p, chosen, label)
+                  for ps, label in zip(parts, names) for p in ps]
+        futures = _leaves(client, leaves, progress, "reading partitions")
+        cut = len(parts[0])
+        first = client.gather([_merged(client, fs, merge_sketches, label)
+                               for fs, label in ((futures[:cut], names[0]),
+                                                 (futures[cut:], names[1]))])
         sizes = [np.asarray(f["sizes"], dtype=np.int64) for f in first]
         for s, label in zip(sizes, names):
             if s.sum() == 0:
@@ -531,10 +545,11 @@ def compare_dask(
                 grids[c] = grid(pooled.minimum, pooled.maximum, grid_bins)
 
         # Pass 2: grid histograms, and the rows of the sample.
-        tasks: list[Any] = []
+        hist_leaves: list[list[Any]] = []
+        row_leaves: list[list[Any]] = []
         for ps, label, size in zip(parts, names, sizes):
-            tasks.append(_tree([dask.delayed(partition_histograms)(p, grids, label) for p in ps],
-                               merge_histograms) if grids else None)
+            hist_leaves.append([dask.delayed(partition_histograms)(p, grids, label) for p in ps]
+                               if grids else [])
             idx = _sample_index(int(size.sum()), sample, seed)
             offsets = np.concatenate([[0], np.cumsum(size)])
             takes = []
@@ -545,11 +560,17 @@ def compare_dask(
                 lo, hi = np.searchsorted(idx, offsets[i:i + 2])
                 if hi > lo:
                     takes.append(dask.delayed(partition_rows)(p, idx[lo:hi] - offsets[i], wanted))
-            tasks.append(dask.delayed(concat_rows)(takes))
-        got = client.gather(client.compute([t for t in tasks if t is not None]))
-        if not grids:
-            got = [{}, got[0], {}, got[1]]
-        hist_r, sample_r, hist_c, sample_c = got
+            row_leaves.append(takes)
+        flat = [d for side in hist_leaves + row_leaves for d in side]
+        futures = _leaves(client, flat, progress, "counting and sampling partitions")
+        pieces, at = [], 0
+        for side in hist_leaves + row_leaves:
+            pieces.append(futures[at:at + len(side)])
+            at += len(side)
+        hists = [_merged(client, fs, merge_histograms) if fs else None for fs in pieces[:2]]
+        rows = [client.submit(concat_rows, fs) for fs in pieces[2:]]
+        hist_r, hist_c = (client.gather(h) if h is not None else {} for h in hists)
+        sample_r, sample_c = client.gather(rows)
         npart = [len(ps) for ps in parts]
 
     cat = [c for c, k in kinds.items() if k == "categorical" and (overrides or {}).get(c)]
