@@ -134,6 +134,12 @@ def test_kinds_come_from_the_dtype_and_do_not_flip_with_the_sample():
                   **FAST)
     assert rep.column("religious").kind == "categorical"
     assert rep.column("religious").categories == ["1", "2", "3", "4"]
+    # few rows per category: the chi-square test by permutation, and it says so
+    small = compare(df.iloc[:3000], df.iloc[3000:], categorical=["occupation"],
+                    columns=["occupation"], sample=60, **FAST)
+    occ = small.column("occupation")
+    assert occ.drift_test.startswith("chi-square (permutation, ")
+    assert occ.decided_by.startswith("chi-square (permutation, ")
 
 
 def test_ids_text_timestamps_decimals_and_one_sided_columns():

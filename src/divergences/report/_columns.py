@@ -633,7 +633,7 @@ def categorical_from_counts(name: str, categories: list[str], hr: np.ndarray, hc
         name=name, kind="categorical", n_reference=n, n_current=m,
         missing_reference=missing[0], missing_current=missing[1], measures=measures,
         reference_counts=hr.astype(int).tolist(), current_counts=hc.astype(int).tolist(),
-        categories=categories, drift_test="chi-square", drift_pvalue=tests["pearson"][0])
+        categories=categories, drift_test=tests["pearson"][2], drift_pvalue=tests["pearson"][0])
 
 
 # --------------------------------------------------------------------------------------------
