@@ -455,3 +455,34 @@ def test_kind_overrides_and_alpha(csvs, tmp_path, capsys):
                        "--out", tmp_path / "p", *FAST], capsys)
     assert rc == 2 and "both name t" in err
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_a_reader_that_leaves_early_still_gets_the_files(csvs, tmp_path, monkeypatch, plain):
+    """`divergences report a.csv b.csv | head -3`: the pipe breaks while the report prints;
+    the run still writes its files and exits 0, with nothing on stderr."""
+    pytest.importorskip("rich")
+    sink = (tmp_path / "sink").open("w")
+
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return sink.fileno()
+
+        def isatty(self):
+            return False
+
+    r, c = csvs
+    out = tmp_path / "o"
+    monkeypatch.setattr(sys, "stdout", Closed())
+    rc = cli.main(["report", str(r), str(c), "--out", str(out), *FAST]
+                  + (["--no-rich"] if plain else []))
+    monkeypatch.undo()
+    sink.close()
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]

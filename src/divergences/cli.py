@@ -266,7 +266,6 @@ def _report(args: argparse.Namespace) -> int:
     import warnings
 
     from .report import InputError, compare
-    from .report._render import print_table
 
     extra: dict[str, Any] = {"level": args.level, "alpha": args.alpha, **kinds}
     with warnings.catch_warnings():
@@ -306,7 +305,7 @@ def _report(args: argparse.Namespace) -> int:
             return _err(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}"
                         .lstrip(": "))
 
-        print_table(report, use_rich=not args.no_rich)
+        reader_left = _print_report(report, args.no_rich)
         writers = {"html": report.to_html, "json": report.to_json, "md": report.to_markdown}
         texts = {fmt: writers[fmt]() for fmt in formats}
     try:
@@ -314,12 +313,30 @@ def _report(args: argparse.Namespace) -> int:
         for fmt in formats:
             path = out / REPORT_FILES[fmt]
             path.write_text(texts[fmt], encoding="utf-8")
-            print(f"wrote {fmt:4s} {path}")
+            if not reader_left:
+                print(f"wrote {fmt:4s} {path}")
     except OSError as exc:
         if args.debug:
             raise
         return _err(f"{getattr(exc, 'filename', '') or out}: {exc.strerror or exc}")
     return 0
+
+
+def _print_report(report: Any, no_rich: bool) -> bool:
+    """Print the report; True when the reader of stdout left (``divergences report | head``):
+    the report files are still written, silently. rich answers a broken pipe with
+    ``SystemExit(1)`` after pointing stdout at devnull; plain print raises BrokenPipeError."""
+    from .report._render import print_table
+    try:
+        print_table(report, use_rich=not no_rich)
+        sys.stdout.flush()
+    except (BrokenPipeError, SystemExit):
+        try:  # Python's documented recipe: stdout to devnull, so later writes are silent
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # pragma: no cover - stdout without a descriptor
+            pass
+        return True
+    return False
 
 
 def _repo_root() -> Path:
