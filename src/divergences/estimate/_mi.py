@@ -204,8 +204,16 @@ def mutual_information(
     ``"ross"``
         Ross (2014): one side discrete (integer), the other continuous.
     ``"discrete"``
-        Plug-in with the Miller-Madow correction, ``H(X) + H(Y) - H(X,Y) +
-        (K_x + K_y - K_xy - 1) / (2n)`` (``K`` observed symbol counts); both sides integer.
+        Both sides integer. Built for sparse tables (``K`` observed symbol counts): the mean
+        of ``H_NSB(X) + H_NSB(Y) - H_NSB(X, Y)`` (NSB entropies with alphabets ``K_x``,
+        ``K_y``, ``K_x K_y``) and the shuffle-corrected plug-in ``I_plugin - mean_b
+        I_plugin(x, perm_b(y))`` (20 seeded permutations), with the union of their intervals
+        (:func:`divergences.estimate._discrete.mutual_information_codes`, which gives the
+        formulas and the standard error). At 30 x 30 symbols and n = 1,500 (1.7 draws per
+        cell) its bias is within 0.02 nats and its interval covers 89-100% on the
+        benchmark's tables (the former Miller-Madow value,
+        ``H(X) + H(Y) - H(X,Y) + (K_x + K_y - K_xy - 1) / (2n)``, kept in
+        ``details["miller_madow"]``, was +0.10 to +0.16 nats high there).
     ``"binned"``
         Continuous columns cut into ``bins`` equal-width bins (default: about ``n / 5`` joint
         cells, ``max(2, floor((n/5)^(1/d)))`` per column), then ``"discrete"``.
@@ -439,7 +447,7 @@ def mutual_information(
         def run(idx: np.ndarray | None) -> Estimate:
             a = cx if idx is None else cx[idx]
             b = cy if idx is None else cy[idx]
-            return _discrete.mutual_information_codes(a, kx, b, ky, level)
+            return _discrete.mutual_information_codes(a, kx, b, ky, level, seed)
 
         est = run(None)
         if nb is not None:
