@@ -5,7 +5,7 @@ import importlib
 import numpy as np
 import pytest
 
-from divergences.estimate import IndependenceTestResult, independence_test
+from divergences.estimate import IndependenceTestResult, independence_test, mutual_information
 
 
 def test_dependent_data_smallest_pvalue(rng):
@@ -108,3 +108,15 @@ def test_n_jobs_errors(rng):
         independence_test(x, x, permutations=5, n_jobs=0)
     with pytest.raises(TypeError, match="n_jobs must be an int"):
         independence_test(x, x, permutations=5, n_jobs=2.0)
+
+
+def test_mi_statistic_is_the_raw_value():
+    # MI estimates are floored at 0 by default; the permutation test must order the raw
+    # values, or an observed value below 0 would tie with every permuted one below 0
+    # (p = 1 here instead of 0.4)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=300), rng.normal(size=300)
+    raw = mutual_information(x, y, "ksg", ci="normal", clip=False).value
+    assert raw < 0
+    res = independence_test(x, y, method="ksg", permutations=49)
+    assert res.statistic == raw and res.pvalue < 1.0
