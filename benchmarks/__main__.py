@@ -14,13 +14,16 @@ suite's own results flag, and passes every other flag through unchanged.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import io
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 #: What ``divergences bench`` calls itself in its help (set by the ``divergences`` command).
@@ -38,15 +41,16 @@ class Suite(NamedTuple):
     about: str
     full: str
     quick: str
-    results_flag: str
+    results_flag: str | None
     prefix: tuple[str, ...] = ()
+    no_record: str | None = "--no-record"
 
 
 SUITES = {
     "exact": Suite("benchmarks.run", "kl and js on logits: ours vs scipy.special and torch",
-                   "about 5 min", "about 3 min", "--results", ("exact",)),
+                   "5 to 10 min", "about 3 min", "--results", ("exact",)),
     "dependence": Suite("benchmarks.dependence", "distance correlation: ours vs dcor",
-                        "about 2 min", "about 3 min", "--results"),
+                        "about 5 min", "about 3 min", "--results"),
     "transport": Suite("benchmarks.transport",
                        "Sinkhorn divergences and solvers: ours vs POT and geomloss",
                        "15 to 30 min", "about 1.5 min", "--results"),
@@ -62,19 +66,49 @@ SUITES = {
 }
 
 
+NOT_TIMED = "not timed yet"
+
+
+def _found(path: Path) -> Suite:
+    """A suite module that :data:`SUITES` does not list yet, read without importing it: its
+    first docstring line, and the results flags its parser declares (``--results`` or
+    ``--out``; ``--no-record`` when it records by default)."""
+    source = path.read_text(encoding="utf-8")
+    doc = (ast.get_docstring(ast.parse(source)) or path.stem).strip().splitlines()[0]
+    flag = next((f for f in ("--results", "--out") if f'"{f}"' in source), None)
+    return Suite(f"benchmarks.{path.stem}", doc.rstrip("."), NOT_TIMED, NOT_TIMED, flag,
+                 no_record="--no-record" if '"--no-record"' in source else None)
+
+
+def suites() -> dict[str, Suite]:
+    """Every suite of the benchmarks folder: those of :data:`SUITES`, then any other module
+    with a ``main`` (so that a new suite is reachable the day it lands)."""
+    folder = Path(__file__).resolve().parent
+    out = {name: s for name, s in SUITES.items() if (folder / f"{name}.py").is_file()}
+    for path in sorted(folder.glob("*.py")):
+        name = path.stem
+        if name.startswith("_") or name in ("run", *out):
+            continue
+        if "def main(" in path.read_text(encoding="utf-8"):
+            out[name] = _found(path)
+    return out
+
+
 def _prog() -> str:
     return os.environ.get(PROG_VARIABLE) or "python -m benchmarks"
 
 
 def usage() -> str:
     prog = _prog()
-    width = max(map(len, SUITES))
+    found = suites()
+    width = max(map(len, found))
     lines = [f"usage: {prog} SUITE [--out FILE] [--quick] [suite flags]",
              f"       {prog} SUITE --help      (the suite's own flags)", "",
              "Time and measure divergences against its peers, side by side.", "",
              "suites (wall time of a full run; of --quick):"]
-    for name, s in SUITES.items():
-        lines.append(f"  {name:<{width}}  {s.about}")
+    for name, s in found.items():
+        lines += textwrap.wrap(s.about, 78, initial_indent=f"  {name:<{width}}  ",
+                               subsequent_indent=" " * (width + 4))
         lines.append(f"  {'':<{width}}  {s.full}; --quick {s.quick}")
     lines += ["", "options:",
               "  --out FILE   append the results to FILE (default: print only, record nothing)",
@@ -106,11 +140,16 @@ def suite_argv(suite: Suite, args: Sequence[str]) -> list[str]:
     flag; without it the suite is told not to record (its default file is the tracked
     RESULTS.md)."""
     out, rest = _split_out(list(args))
-    for flag in (suite.results_flag, "--no-record"):
-        if flag in rest:
+    for flag in (suite.results_flag, suite.no_record):
+        if flag and flag in rest:
             raise ValueError(f"use --out FILE to name the results file ({flag} is the "
                              "suite's own spelling)")
-    record = [suite.results_flag, out] if out else ["--no-record"]
+    if out and suite.results_flag is None:
+        raise ValueError("this suite writes no results file; it prints its results")
+    if out:
+        record = [suite.results_flag, out]
+    else:
+        record = [suite.no_record] if suite.no_record else []
     return [*suite.prefix, *rest, *record]
 
 
@@ -131,8 +170,9 @@ def _suite_help(name: str, suite: Suite) -> int:
         f"python -m benchmarks {' '.join(suite.prefix)}"
     text = buf.getvalue().replace(own, f"{_prog()} {name}")
     print(text, end="")
-    print(f"\n  --out FILE            append the results to FILE (the front's name for "
-          f"{suite.results_flag})")
+    if suite.results_flag:
+        print(f"\n  --out FILE            append the results to FILE (the front's name for "
+              f"{suite.results_flag})")
     return code
 
 
@@ -143,11 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
-    if name not in SUITES:
+    found = suites()
+    if name not in found:
         print(f"{_prog()}: error: unknown suite {name!r}; choose one of: "
-              f"{', '.join(SUITES)}", file=sys.stderr)
+              f"{', '.join(found)}", file=sys.stderr)
         return 2
-    suite = SUITES[name]
+    suite = found[name]
     if "-h" in rest or "--help" in rest:
         return _suite_help(name, suite)
     try:
@@ -158,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quick = "--quick" in rest
     out, _ = _split_out(rest)
     print(f"{_prog()} {name}: {suite.about}", flush=True)
-    print(f"  takes {suite.quick if quick else suite.full} of wall time on 2 cores"
+    took = suite.quick if quick else suite.full
+    print(f"  takes {took}{'' if took == NOT_TIMED else ' of wall time on 2 cores'}"
           f"{'' if quick else ' (--quick: ' + suite.quick + ')'}; results "
           f"{'appended to ' + out if out else 'printed only (--out FILE records them)'}",
           flush=True)

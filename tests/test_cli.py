@@ -231,9 +231,13 @@ def test_bench_help_names_itself_and_every_suite(monkeypatch, capsys):
     # every suite module of the folder is listed, with how long it takes
     folder = cli._repo_root() / "benchmarks"
     modules = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")} - {"run"}
-    assert modules == set(front.SUITES), modules ^ set(front.SUITES)
-    for name, suite in front.SUITES.items():
+    found = front.suites()
+    assert set(found) == modules, set(found) ^ modules
+    for name, suite in found.items():
         assert f"  {name} " in out and suite.full in out and f"--quick {suite.quick}" in out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    for name in front.SUITES:                     # the known ones say how long they take
+        assert front.NOT_TIMED not in front.SUITES[name].full
     assert front.main([]) == 2 and "usage: divergences bench" in capsys.readouterr().out
 
 
@@ -247,6 +251,8 @@ def test_bench_results_go_only_where_the_user_says(monkeypatch, capsys, tmp_path
 
     monkeypatch.setattr(front, "_run", fake)
     for name, suite in front.SUITES.items():
+        if name not in front.suites():
+            continue
         assert front.main([name, "--quick"]) == 0
         module, argv = seen[-1]
         assert module == suite.module and argv == [*suite.prefix, "--quick", "--no-record"]
@@ -261,6 +267,14 @@ def test_bench_results_go_only_where_the_user_says(monkeypatch, capsys, tmp_path
         assert f"takes {suite.full}" in out and f"appended to {target}" in out
     rc = front.main(["exact", "--results", "x.md"])
     assert rc == 2 and "use --out FILE" in capsys.readouterr().err
+    # a suite the table does not list yet is found, and its flags read from its source
+    new = tmp_path / "newsuite.py"
+    new.write_text('"""A new suite.\n\nMore."""\n\ndef main(argv=None):\n'
+                   '    p.add_argument("--out")\n    return 0\n')
+    found = front._found(new)
+    assert found.about == "A new suite" and found.results_flag == "--out"
+    assert front.suite_argv(found, ["--quick"]) == ["--quick"]       # records only with --out
+    assert front.suite_argv(found, ["--out", "r.md"]) == ["--out", "r.md"]
     assert front.main(["nope"]) == 2 and "unknown suite 'nope'" in capsys.readouterr().err
 
 
