@@ -37,11 +37,6 @@ DEFAULT_WIDTH = 80
 #: Characters a column name keeps before the table drops a measure to make room.
 NAME_MIN = 20
 
-MEASURE_TITLES = {
-    "js": "JS divergence (nats)", "wasserstein": "Wasserstein-1", "psi": "PSI (nats)",
-    "ks": "KS statistic", "kl": "KL(ref||cur) kNN (nats)", "tv": "Total variation",
-    "chi2": "Chi-square (smoothed)",
-}
 #: Short names of the measures, as the tables head them.
 SHORT = {"js": "JS", "wasserstein": "W1", "psi": "PSI", "ks": "KS", "kl": "KL", "tv": "TV",
          "chi2": "chi2"}
