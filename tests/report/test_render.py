@@ -291,3 +291,19 @@ def test_a_column_name_cannot_break_the_page():
     # Plotly reads tags in labels: the name is entity-escaped there, shown as it is
     assert figs["col0"]["layout"]["xaxis"]["title"]["text"] == (
         "&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;&lt;!--")
+
+
+def test_charts_without_raw_values_use_the_bins(numeric_only):
+    """The dask engine keeps no raw values for every column: its charts draw the adaptive
+    bins' counts, one bar per bin as wide as the bin."""
+    import copy
+
+    rep = copy.deepcopy(numeric_only)
+    rep.plot_data = {}
+    figs = figures(rep)
+    for i, c in enumerate(rep.columns):
+        ref, cur = figs[f"col{i}"]["data"]
+        edges = np.asarray(c.edges)
+        assert np.allclose(ref["width"], np.diff(edges))
+        assert np.allclose(ref["x"], (edges[:-1] + edges[1:]) / 2)
+        assert sum(ref["y"]) == pytest.approx(1.0) and sum(cur["y"]) == pytest.approx(1.0)
