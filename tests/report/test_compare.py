@@ -384,6 +384,7 @@ def test_pandas_dtypes_nullable_strings_and_categories():
         "cat": pd.Categorical(rng.choice(["p", "q", "r"], n)),
         "i": pd.array(rng.integers(0, 100, n), dtype="Int64"),
         "flag": rng.random(n) < 0.5,
+        "grade": pd.Categorical(rng.integers(1, 4, n)),      # numeric categories
     })
     ref.loc[0, "s"] = pd.NA
     ref.loc[1, "i"] = pd.NA
@@ -391,7 +392,7 @@ def test_pandas_dtypes_nullable_strings_and_categories():
     rep = compare(ref, cur, **FAST)
     kinds = {c.name: c.kind for c in rep.columns}
     assert kinds == {"s": "categorical", "cat": "categorical", "i": "numeric",
-                     "flag": "categorical"}
+                     "flag": "categorical", "grade": "categorical"}
     assert rep.column("s").missing_reference == 1 and rep.column("i").missing_current == 1
     assert rep.column("flag").categories == ["False", "True"]
     for c in rep.columns:   # the same rows reordered: no difference in any histogram

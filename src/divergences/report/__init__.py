@@ -113,7 +113,7 @@ def _columns_of(data: Any, label: str) -> dict[str, np.ndarray]:
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise InputError(f"{label}: column {dup!r} appears twice")
-        cols = {str(c): data[c].to_numpy() for c in data.columns}
+        cols = {str(c): _column_values(data[c]) for c in data.columns}
     elif isinstance(data, Mapping):
         cols = {}
         for k, v in data.items():
@@ -132,6 +132,14 @@ def _columns_of(data: Any, label: str) -> dict[str, np.ndarray]:
     if lengths == {0}:
         raise InputError(f"{label}: no rows")
     return cols
+
+
+def _column_values(series: Any) -> np.ndarray:
+    """A pandas column as a 1-d array; a ``category`` column as its labels (objects, missing
+    as None), so that it stays categorical whatever its categories' type."""
+    if str(getattr(series, "dtype", "")) == "category":
+        return np.array([None if _is_missing(v) else str(v) for v in series], dtype=object)
+    return series.to_numpy()
 
 
 def _is_missing(v: Any) -> bool:

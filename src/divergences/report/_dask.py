@@ -122,8 +122,8 @@ def _require_dask() -> None:
 
 
 def _classified(df: Any, column: str, label: str) -> tuple[str, Any]:
-    from . import _classify
-    return _classify(df[column].to_numpy(), column, label)
+    from . import _classify, _column_values
+    return _classify(_column_values(df[column]), column, label)
 
 
 def partition_sketches(df: Any, columns: Sequence[str], label: str) -> dict[str, Any]:
