@@ -30,5 +30,33 @@ def test_bundled_table_equals_scikit_learn_copy():
 def test_attribution_is_shipped():
     from importlib import resources
     text = resources.files("divergences.report").joinpath("data", "README.md").read_text()
-    for needle in ("Wolberg", "Street", "Mangasarian", "CC BY 4.0", "UCI"):
+    for needle in ("Wolberg", "Street", "Mangasarian", "CC BY 4.0", "UCI", "RAND",
+                   "public domain", "Cameron", "default_rng(2026)"):
         assert needle in text
+
+
+def test_randhie_demo_table_equals_statsmodels_rows_and_tells_two_sources_apart():
+    """The second bundled table: two sources (plans) and a real outcome that is not the
+    split. Plan-design columns drift; the randomised health-status columns barely."""
+    sm_datasets = pytest.importorskip("statsmodels.datasets")
+    from divergences.report import compare
+    from divergences.report._io import BUNDLED
+    df = load_bundled("randhie.csv")
+    full = sm_datasets.randhie.load_pandas().data
+    rows = np.sort(np.random.default_rng(2026).choice(len(full), 6000, replace=False))
+    assert list(df.columns) == list(full.columns)
+    assert np.array_equal(df.to_numpy(), full.iloc[rows].to_numpy())
+    (col, value), target = BUNDLED["randhie.csv"]
+    ref, cur = split_table(df, col, value, "bundled")
+    assert (len(ref), len(cur)) == (4391, 1609)
+    rep = compare(ref, cur, target=target, permutations=19, n_boot=20)
+    drifted = {c.name for c in rep.columns if c.drift}
+    assert {"lncoins", "lpi", "fmde"} <= drifted
+    assert {"hlthf", "hlthp", "disea"}.isdisjoint(drifted)
+    assert rep.mutual_information[0]["column"] == "disea"
+
+
+def test_unknown_bundled_table_is_a_one_line_error():
+    from divergences.report._io import InputError
+    with pytest.raises(InputError, match="no bundled table 'nope.csv'"):
+        load_bundled("nope.csv")

@@ -11,7 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUNDLED_NAME", "InputError", "choose_columns", "load_bundled", "read_table", "split_table"]
+__all__ = ["BUNDLED", "BUNDLED_NAME", "InputError", "choose_columns", "load_bundled",
+           "read_table", "split_table"]
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -25,6 +26,14 @@ BUNDLED_NAME = "breast_cancer.csv"
 #: current sample, the benign rows the reference; ``target`` (1 = benign) is the target.
 BUNDLED_SPLIT = ("diagnosis", "malignant")
 BUNDLED_TARGET = "target"
+#: Every bundled table: file name -> (split ``(column, value)`` that makes the current rows,
+#: target). ``randhie.csv`` is a demo where the two data sets are two sources (insurance plans
+#: of the RAND Health Insurance Experiment, individual deductible or not) and the target a real
+#: outcome that is not the split (outpatient visits); see ``data/README.md``.
+BUNDLED = {
+    "breast_cancer.csv": (BUNDLED_SPLIT, BUNDLED_TARGET),
+    "randhie.csv": (("idp", "1"), "mdvis"),
+}
 
 
 class InputError(ValueError):
@@ -222,10 +231,18 @@ def read_table(path: str | Path) -> Any:
     return df
 
 
-def load_bundled() -> Any:
-    """The bundled Wisconsin Diagnostic Breast Cancer table (569 rows; see ``data/README.md``)."""
+def load_bundled(name: str = BUNDLED_NAME) -> Any:
+    """A bundled table (:data:`BUNDLED`; see ``data/README.md``): by default the Wisconsin
+    Diagnostic Breast Cancer table (569 rows); ``"randhie.csv"``: 6,000 person-years of the
+    RAND Health Insurance Experiment.
+
+    >>> load_bundled("randhie.csv").shape
+    (6000, 10)
+    """
+    if name not in BUNDLED:
+        raise InputError(f"no bundled table {name!r}; there are {', '.join(sorted(BUNDLED))}")
     pd = _pandas()
-    with resources.files("divergences.report").joinpath("data", BUNDLED_NAME).open("rb") as fh:
+    with resources.files("divergences.report").joinpath("data", name).open("rb") as fh:
         return pd.read_csv(fh)
 
 
