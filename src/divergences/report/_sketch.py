@@ -9,8 +9,8 @@ maxima; to rounding for the moments).
 :class:`NumericSketch`
     count of present values, count of missing (NaN) values, minimum, maximum, mean and sum of
     squared deviations (merged by Chan et al.'s pairwise update), and the counts of each
-    distinct value while there are at most ``cap`` of them (``None`` beyond: an integer column
-    with few distinct values is compared as categories, as in the local engine).
+    distinct value while there are at most ``cap`` of them (``None`` beyond; a numeric column
+    given in ``categorical=`` is compared as categories from these counts).
 :class:`CategoricalSketch`
     count of each category (text) and of missing values.
 :func:`histogram`
@@ -55,8 +55,8 @@ __all__ = [
     "wasserstein_from_histograms",
 ]
 
-#: Distinct values counted per numeric column (one more than the local engine's
-#: ``MAX_INTEGER_CATEGORIES``, so that "more than 10" is known).
+#: Distinct values counted per numeric column (enough for a numeric column that
+#: ``categorical=`` asks to compare as categories with the dask engine).
 DISTINCT_CAP = 11
 
 
