@@ -43,6 +43,36 @@ Tasks (``rho`` a correlation; ``I = -1/2 log(1 - rho^2)`` per correlated pair fo
 ``discrete_many``      ``X`` uniform on 64 symbols, ``Y = (X + E) mod 64``, ``E`` uniform on
                        ``{0..3}``: ``I = log 64 - log 4``.
 
+Held-out families (``held_out_tasks``; never used to tune ``auto``, whose rule was set on the
+tasks above, the *tuning* families). ``--generalisation`` runs ``auto`` and plain KSG on both
+sets and reports the MAE of each set; the target is a held-out MAE of ``auto`` at most 0.5x
+plain KSG's:
+
+``student_t2_3x3``     Student-t with 2 degrees of freedom in 3+3 dimensions, three pairs
+                       with scale correlation 0.6 (exact, as ``student_t``): heavy tails in
+                       several dimensions.
+``exp_cube``           binormal ``rho = 0.6`` with ``x -> exp(x)``, ``y -> y^3``
+                       (invertible: the MI is the binormal's).
+``shear_2x2``          2+2 normal (two pairs, 0.7) with ``x -> (x_1, x_2 + x_1^2)``
+                       (invertible, volume-preserving): MI unchanged.
+``sign_mixture``       ``(X, Y)`` an equal mixture of binormals with correlations +0.8 and
+                       -0.8: zero correlation, standard normal marginals, so
+                       ``I = 2 h(N(0,1)) - h(X, Y)`` with ``h(X, Y)`` by quadrature on a grid.
+``class_gauss``        ``X`` uniform on ``{0..7}`` (integers), ``Y = X / 2 + N(0, 1)``:
+                       ``I = h(Y) - 1/2 log(2 pi e)``, ``h(Y)`` by quadrature.
+``zero_inflated``      binormal ``rho = 0.8`` with ``Y`` replaced by an exact 0 with
+                       probability 0.3 (independently): the atom is recognisable, so
+                       ``I = 0.7 I_binormal``; a float column with ties.
+
+Measured (``--generalisation --n 5000 --seeds 3``, 78 s): tuning families, ``auto`` MAE
+0.014 against 0.088 for plain KSG (ratio 0.15); held-out families 0.036 against 0.037
+(ratio 0.98): **the 0.5x target is not met on the held-out set**. Per task (auto / KSG):
+``student_t2_3x3`` 0.128 / 0.128, ``exp_cube`` 0.009 / 0.008, ``shear_2x2`` 0.023 / 0.023,
+``sign_mixture`` 0.027 / 0.027, ``class_gauss`` 0.018 / 0.023, ``zero_inflated`` 0.013 /
+0.013. On five of the six plain KSG is already within 0.03 nats and ``auto`` runs KSG there
+(non-Gaussian copulas, or one discrete side), so the ratio is set by the heavy-tailed 3+3
+task, where both read 0.13 low: that is the case a better rule has to fix.
+
 The neural bounds (``infonce``, ``nwj``, ``dv``, ``mine``, ``smile``) are not in the default
 method list (minutes per task on CPU); add them with ``--methods``. They run with
 ``NEURAL_OPTIONS`` and only on tasks with ``d_x + d_y <= 4``.
@@ -220,6 +250,119 @@ def tasks() -> list[Task]:
              kind="discrete"),
     ]
     return out
+
+
+def _grid_entropy(logpdf: Callable[[np.ndarray], np.ndarray], lim: float, m: int,
+                  dim: int) -> float:
+    """``-int f log f`` by the midpoint rule on ``[-lim, lim]^dim`` (``dim`` 1 or 2)."""
+    t = np.linspace(-lim, lim, m)
+    h = t[1] - t[0]
+    pts = t[:, None] if dim == 1 else np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(
+        -1, 2)
+    lp = logpdf(pts)
+    return float(-np.sum(np.exp(lp) * lp) * h**dim)
+
+
+def _sign_mixture(rho: float) -> tuple[float, Callable[[np.random.Generator, int], Sample]]:
+    def logpdf(p: np.ndarray) -> np.ndarray:
+        x, y = p[:, 0], p[:, 1]
+        c = -math.log(2 * math.pi) - 0.5 * math.log(1 - rho**2)
+        q1 = (x * x - 2 * rho * x * y + y * y) / (1 - rho**2)
+        q2 = (x * x + 2 * rho * x * y + y * y) / (1 - rho**2)
+        return c + np.logaddexp(-0.5 * q1, -0.5 * q2) + math.log(0.5)
+
+    truth = math.log(2 * math.pi * math.e) - _grid_entropy(logpdf, 9.0, 1201, 2)
+
+    def draw(rng: np.random.Generator, n: int) -> Sample:
+        x = rng.standard_normal(n)
+        sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+        return x, sign * rho * x + math.sqrt(1 - rho**2) * rng.standard_normal(n)
+
+    return truth, draw
+
+
+def _class_gauss(m: int, scale: float) -> tuple[float, Callable[[np.random.Generator, int], Sample]]:
+    centres = scale * np.arange(m)
+
+    def logpdf(p: np.ndarray) -> np.ndarray:
+        d = p[:, :1] - centres[None, :]
+        return special.logsumexp(-0.5 * d * d, axis=1) - math.log(m) - 0.5 * math.log(
+            2 * math.pi)
+
+    shift = centres.mean()
+    hy = _grid_entropy(lambda p: logpdf(p + shift), 12.0 + scale * m, 20001, 1)
+    truth = hy - 0.5 * math.log(2 * math.pi * math.e)
+
+    def draw(rng: np.random.Generator, n: int) -> Sample:
+        x = rng.integers(0, m, n)
+        return x, scale * x + rng.standard_normal(n)
+
+    return truth, draw
+
+
+def _zero_inflated(rho: float, p0: float) -> Callable[[np.random.Generator, int], Sample]:
+    base = _normal(_binormal(rho), 1)
+
+    def draw(rng: np.random.Generator, n: int) -> Sample:
+        x, y = base(rng, n)
+        return x, np.where(rng.random((n, 1)) < p0, 0.0, y)
+
+    return draw
+
+
+def _shear(rng: np.random.Generator, n: int) -> Sample:
+    x, y = _normal(_pairs_cov(2, [0.7, 0.7]), 2)(rng, n)
+    return np.stack([x[:, 0], x[:, 1] + x[:, 0] ** 2], axis=1), y
+
+
+def held_out_tasks() -> list[Task]:
+    """Families not used to tune ``auto`` (the docstring describes each)."""
+    t_cov = _pairs_cov(3, [0.6, 0.6, 0.6])
+    sm_truth, sm_draw = _sign_mixture(0.8)
+    cg_truth, cg_draw = _class_gauss(8, 0.5)
+    exp_cube = _transformed(np.exp, 0.6)
+
+    def exp_cube_draw(rng: np.random.Generator, n: int) -> Sample:
+        x, y = exp_cube(rng, n)
+        return x, np.log(y) ** 3  # exp then log: y -> y^3 on the normal coordinate
+
+    return [
+        Task("student_t2_3x3", student_t_mi(t_cov, 3, 2.0), _student(t_cov, 3, 2.0), dim=6),
+        Task("exp_cube", -0.5 * math.log(1 - 0.36), exp_cube_draw, one_d=True),
+        Task("shear_2x2", _gauss_mi(_pairs_cov(2, [0.7, 0.7]), 2), _shear, dim=4),
+        Task("sign_mixture", sm_truth, sm_draw, one_d=True),
+        Task("class_gauss", cg_truth, cg_draw, one_d=True, kind="mixed"),
+        Task("zero_inflated", 0.7 * -0.5 * math.log(1 - 0.64), _zero_inflated(0.8, 0.3),
+             one_d=True),
+    ]
+
+
+def run_generalisation(n: int, seeds: int, log: Callable[[str], None]) -> str:
+    """``auto`` and plain KSG on the tuning and the held-out families: MAE of each set."""
+    ests = {"auto": _ours("auto", ci="normal"), "plain KSG (k=3)": _plain_ksg}
+    lines = [f"### Generalisation of `auto` (n = {n}, {seeds} seeds, MAE in nats)", "",
+             "| set | task | true MI | auto MAE | plain KSG MAE |", "|---|---|---:|---:|---:|"]
+    totals: dict[str, dict[str, list[float]]] = {}
+    for label, task_list in (("tuning", tasks()), ("held-out", held_out_tasks())):
+        for task in task_list:
+            err: dict[str, list[float]] = {k: [] for k in ests}
+            for s in range(seeds):
+                x, y = task.draw(np.random.default_rng(3000 + s), n)
+                for k, fn in ests.items():
+                    err[k].append(abs(fn(x, y, s)[0] - task.truth))
+            maes = {k: float(np.mean(v)) for k, v in err.items()}
+            for k, v in maes.items():
+                totals.setdefault(label, {}).setdefault(k, []).append(v)
+            log(f"{label:8s} {task.name:15s} I={task.truth:.3f} " + "  ".join(
+                f"{k}={v:.3f}" for k, v in maes.items()))
+            lines.append(f"| {label} | {task.name} | {task.truth:.3f} | {maes['auto']:.3f} | "
+                         f"{maes['plain KSG (k=3)']:.3f} |")
+    lines += ["", "| set | auto MAE | plain KSG MAE | ratio (target <= 0.5) |",
+              "|---|---:|---:|---:|"]
+    for label, t in totals.items():
+        a, k = float(np.mean(t["auto"])), float(np.mean(t["plain KSG (k=3)"]))
+        lines.append(f"| {label} | {a:.3f} | {k:.3f} | {a / k:.2f} |")
+    return "\n".join([*lines, ""])
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,7 +701,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-record", action="store_true")
     p.add_argument("--coverage-only", action="store_true",
                    help="run only the interval-coverage sub-suite")
+    p.add_argument("--generalisation", action="store_true",
+                   help="only auto and plain KSG on the tuning and held-out families "
+                        "(printed, not recorded)")
     a = p.parse_args(argv)
+    if a.generalisation:
+        n, seeds = (600, 2) if a.quick else (a.n, a.seeds)
+        t0 = time.perf_counter()
+        print(run_generalisation(n, seeds, print))
+        print(f"wall time {time.perf_counter() - t0:.0f} s")
+        return 0
     if a.quick:
         a.n, a.seeds, a.cov_n, a.cov_seeds, a.n_boot, a.speed_n = 600, 2, 300, 3, 5, 20_000
     cfg = dict(quick=a.quick, n=a.n, seeds=a.seeds, cov_n=a.cov_n, cov_seeds=a.cov_seeds,
