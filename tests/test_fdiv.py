@@ -243,9 +243,15 @@ def test_terms_and_partial_match_autograd(name, params, scale, zero_mass):
         fin = torch.isfinite(ref)
         if precise:  # exactly the values of terms()
             assert torch.allclose(t[fin], ref.detach()[fin], rtol=1e-12, atol=1e-300)
-        else:  # no near-diagonal series: absolute error of order eps * q |log t|
+        else:
+            # the plain terms q f(p/q): the canonical ones plus f'(1) (p - q), and their
+            # partial the canonical one minus f'(1) q (where the term is finite)
+            c = fd.tangent_slope
+            p, q = lp.exp(), lq.exp()
+            t = t - c * (p - q)
+            a = a + torch.where(torch.isfinite(t), c * q, torch.zeros_like(q))
+            # no near-diagonal series: absolute error of order eps * q |log t|
             assert torch.allclose(t[fin], ref.detach()[fin], rtol=1e-9, atol=1e-14 * scale)
-            assert (t[fin] >= 0).all()
         # Finite wherever the reference gradient is: logits of 1e4 never give 0 * inf.
         ok = torch.isfinite(g)
         assert torch.isfinite(a[ok]).all()
@@ -259,8 +265,11 @@ def test_terms_and_partial_homogeneity_gives_the_p_partial(name, params):
     lp, lq = _log_pair(5, 2.0, False)
     y = lp.clone().requires_grad_()
     (g,) = torch.autograd.grad(fd.terms(y, lq, sync=False).sum(), y)
-    t, a = fd.terms_and_partial(lp, lq)
+    t, a = fd.terms_and_partial(lp, lq, precise=True)
     assert torch.allclose(t - a, g, rtol=1e-9, atol=1e-12)
+    # the plain terms (precise=False) differ by f'(1) (p - q): d/d log p by f'(1) p
+    t, a = fd.terms_and_partial(lp, lq)
+    assert torch.allclose(t - a, g + fd.tangent_slope * lp.exp(), rtol=1e-9, atol=1e-12)
 
 
 def test_terms_and_partial_float32_extreme_logits_stay_finite():

@@ -101,7 +101,8 @@ class FDivergence:
         ``pointwise_partial(lp, lq)`` (or ``(lp, lq, precise)`` for the registry's members)
         returns ``(terms, d terms / d lq)``: the terms as ``pointwise`` gives them and their
         partial derivative with respect to ``log q``, in a form that stays finite for finite
-        log masses (the chain rule through ``pointwise`` can form ``0 * inf``). Used by
+        log masses (the chain rule through ``pointwise`` can form ``0 * inf``); with
+        ``precise=False`` the plain terms :math:`q f(p/q)` (see :meth:`terms_and_partial`). Used by
         :meth:`terms_and_partial`; members without it fall back to autograd through
         ``pointwise``.
     params:
@@ -264,15 +265,24 @@ class FDivergence:
         lets it find out with one reduction and a host read, and skip the zero-mass
         bookkeeping when there is none. No host synchronisation by default.
 
-        The terms are the canonical, non-negative ones of :meth:`terms`; ``precise=False``
-        (default here: the training losses sum them, where the last ulps of a value near 0
-        do not matter) skips the near-diagonal series, ``precise=True`` gives exactly the
-        values of ``terms(precise=True)``. The partials are the same either way.
+        ``precise=True`` gives exactly the canonical, non-negative values of
+        ``terms(precise=True)`` and their partials. ``precise=False`` (default here: the
+        training losses, which sum the terms over the vocabulary and clamp the sum at 0) gives
+        the plain closed form :math:`q f(p/q)` and its partial, the cheapest form that is
+        exactly 0 where ``p = q`` and NaN wherever an input is, without the near-diagonal
+        series (absolute error of order ``eps * q |log t|`` per term, so a term near 0 can
+        round below it): for members with :math:`f'(1) \ne 0` (KL, reverse KL, the skew
+        KLs) a term is the canonical one plus :math:`f'(1)(p - q)`, so it can be negative,
+        while the sum over a normalised row is the same :math:`D_f`, and the partial is the
+        canonical one minus :math:`f'(1) q`, which the log-normaliser's share ``- q S`` of a
+        logit gradient cancels exactly.
 
         >>> import torch
         >>> lp, lq = torch.log(torch.tensor([0.5, 0.5])), torch.log(torch.tensor([0.25, 0.75]))
         >>> t, a = get("kl").terms_and_partial(lp, lq)
-        >>> a   # d/d log q of p log(p/q) - p + q is q - p
+        >>> a   # d/d log q of p log(p/q) is -p
+        tensor([-0.5000, -0.5000])
+        >>> get("kl").terms_and_partial(lp, lq, precise=True)[1]  # of p log(p/q) - p + q
         tensor([-0.2500,  0.2500])
         """
         if self.pointwise_partial is None:
@@ -290,7 +300,8 @@ class FDivergence:
         out = torch.where(both, t_in, zero)
         only_p = pos_p & ~pos_q
         only_q = pos_q & ~pos_p
-        slope, f0 = self._edge_limits()
+        # the plain terms (precise=False) have the plain limits
+        slope, f0 = self._edge_limits() if precise else (self.slope_inf, self.f0)
         edge_q = _edge(only_q, lq, f0, self.name, "f0", sync=False)
         out = out + _edge(only_p, lp, slope, self.name, "slope_inf", sync=False) + edge_q
         a = torch.where(both, a_in, edge_q if math.isfinite(f0) else zero)
@@ -517,6 +528,25 @@ def _log_mix(x: torch.Tensor, w: float) -> torch.Tensor:
     return torch.where(big, outer, inner)
 
 
+def _log_mix_pair(d: torch.Tensor, b: float) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(log(m/p), log(m/q))`` for :math:`m = b p + (1 - b) q`, :math:`0 < b < 1`, from
+    ``d = log(p/q)``, without a branch: with :math:`w` the weight of the smaller mass,
+    :math:`\log(m / \max(p, q)) = \mathrm{log1p}(w\,\mathrm{expm1}(-|d|))` (in
+    :math:`[\log(1 - w), 0]`, no overflow), and the other side adds :math:`|d|`. Exactly 0 at
+    ``d = 0``; NaN where ``d`` is. Accurate to an ulp or so of :math:`|d|` (absolute), which is
+    what a loss summing the terms needs, not to a few ulps relative near ``d = 0``."""
+    em = torch.expm1(d.abs().neg_())
+    if b == 0.5:
+        em.mul_(0.5)
+    else:  # w = 1 - b where p > q (d > 0), b where p < q
+        em.mul_(torch.sign(d).mul_(0.5 - b).add_(0.5))
+    hi = em.log1p_()
+    pos = d.clamp_min(0.0)
+    # log(m/q) = hi + max(d, 0), log(m/p) = hi + max(-d, 0) = hi + max(d, 0) - d
+    u_q = hi + pos
+    return pos.sub_(d).add_(hi), u_q
+
+
 def _hi(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.maximum(p, q)
 
@@ -689,8 +719,13 @@ def _kl_kernel(lp, lq, d, p, q, precise):
 
 
 def _kl_partial(lp, lq, precise=False):
-    p, q = torch.exp(lp), torch.exp(lq)
-    return _kl_kernel(lp, lq, lp - lq, p, q, precise), q - p
+    d = lp - lq
+    if precise:
+        p, q = torch.exp(lp), torch.exp(lq)
+        return _kl_kernel(lp, lq, d, p, q, True), q - p
+    # plain p log(p/q) and -p; (0 * d) makes the partial NaN where either input is
+    p = torch.exp(lp)
+    return p * d, (d * 0.0).sub_(p)
 
 
 def _reverse_kl_kernel(lp, lq, d, p, q, precise):
@@ -701,9 +736,14 @@ def _reverse_kl_kernel(lp, lq, d, p, q, precise):
 
 
 def _reverse_kl_partial(lp, lq, precise=False):
-    p, q = torch.exp(lp), torch.exp(lq)
-    d = lp - lq
-    return _reverse_kl_kernel(lp, lq, d, p, q, precise), -q * d
+    if precise:
+        p, q = torch.exp(lp), torch.exp(lq)
+        d = lp - lq
+        return _reverse_kl_kernel(lp, lq, d, p, q, True), -q * d
+    # plain q log(q/p) and its partial q log(q/p) + q
+    q = torch.exp(lq)
+    t = q * (lq - lp)
+    return t, t + q
 
 
 @register("kl")
@@ -763,7 +803,17 @@ def _js(beta: float = 0.5) -> FDivergence:
         # d/d log q: the log m terms cancel against the mixture's own derivative.
         d = lp - lq
         p, q = torch.exp(lp), torch.exp(lq)
-        return kernel(lp, lq, d, p, q, precise), -(1.0 - b) * q * mix(d)[1]
+        if precise:
+            return kernel(lp, lq, d, p, q, True), -(1.0 - b) * q * mix(d)[1]
+        if b in (0.0, 1.0):  # m is p or q: identically 0
+            z = d * 0.0
+            return z, z.clone()
+        # f'(1) = 0: plain and canonical agree. u_p = log(m/p), u_q = log(m/q) from one
+        # log1p each side of the larger mass (no overflow, exactly 0 at d = 0).
+        u_p, u_q = _log_mix_pair(d, b)
+        pu = p.mul_(u_p)
+        qu = q.mul_(u_q)
+        return pu.mul_(-b).sub_(qu, alpha=1.0 - b), qu.mul_(-(1.0 - b))
 
     def f(t):
         m = b * t + (1.0 - b)
@@ -816,6 +866,16 @@ def _skew_kl(skew: float | None = None, *, alpha: float | None = None) -> FDiver
 
     def partial(lp, lq, precise=False):
         d = lp - lq
+        if not precise:
+            if a == 0.0:
+                return _kl_partial(lp, lq)
+            if a == 1.0:  # m = p
+                z = d * 0.0
+                return z, z.clone()
+            # plain p log(p/m) = -p u and its partial -(1 - a) q p/m = -(1 - a) e^(lq - u)
+            u, _ = _log_mix_pair(d, a)
+            t = torch.exp(lp).mul_(u).neg_()
+            return t, torch.exp(lq - u).mul_(-(1.0 - a))
         p, q = torch.exp(lp), torch.exp(lq)
         u = _log_mix(-d, 1.0 - a)
         # d/d log q of p log(p/m) - (1 - a)(p - q): (1 - a) q (1 - p/m)
@@ -856,6 +916,18 @@ def _skew_reverse_kl(skew: float | None = None, *, alpha: float | None = None) -
 
     def partial(lp, lq, precise=False):
         d = lp - lq
+        if not precise:
+            if a == 0.0:
+                return _reverse_kl_partial(lp, lq)
+            if a == 1.0:  # m = q
+                z = d * 0.0
+                return z, z.clone()
+            # plain q log(q/m) = -q u and its partial -q u + q - a q^2/m, q^2/m = q e^-u
+            _, u = _log_mix_pair(d, 1.0 - a)
+            q = torch.exp(lq)
+            t = q * u
+            t.neg_()
+            return t, torch.exp(lq - u).mul_(-a).add_(t).add_(q)
         p, q = torch.exp(lp), torch.exp(lq)
         u = _log_mix(d, 1.0 - a)
         t = _apsi(q, u, a * q + (1.0 - a) * p, precise)
@@ -889,8 +961,11 @@ def _tv_kernel(lp, lq, d, p, q, precise):
 def _tv_partial(lp, lq, precise=False):
     p, q = torch.exp(lp), torch.exp(lq)
     u = p - q
-    # (u - u) is 0, or NaN where u is: sign(NaN) is 0
-    return _tv_kernel(lp, lq, lp - lq, p, q, precise), -0.5 * q * torch.sign(u) + (u - u)
+    # (u * 0) is 0, or NaN where u is: sign(NaN) is 0
+    a = torch.sign(u).mul_(q).mul_(-0.5).add_(u * 0.0)
+    if precise:
+        return _tv_kernel(lp, lq, lp - lq, p, q, True), a
+    return u.abs_().mul_(0.5), a
 
 
 @register("tv")
