@@ -46,7 +46,10 @@ to contain ``T_bc`` if needed. ``kl`` takes the value and interval of
   chi-square test of the ``2 x k`` table for ``tv`` and ``chi2``, the likelihood-ratio
   (G) test for ``js`` (whose statistic is ``2 N`` times the weighted JS divergence);
   otherwise the permutation tests below.
-* ``js``, ``psi``, ``wasserstein`` of numeric columns: permutation tests, *adaptive in
+* ``js``, ``psi``, ``wasserstein`` of numeric columns: permutation tests (for ``js`` and
+  ``psi``, a relabelling of the rows is drawn as the multivariate hypergeometric split of the
+  pooled bin counts it amounts to, so its cost does not grow with the row count; for
+  ``wasserstein`` at most :data:`PERMUTATION_CELLS` permuted rows in all), *adaptive in
   number*: ``permutations`` relabellings of the pooled rows, then ten times more (99, 999,
   9999, ...) while a measure has fewer than :data:`MIN_EXCEEDANCES` permuted statistics at
   least as large as the observed one, up to ``max_permutations``;
@@ -122,6 +125,9 @@ def permutation_cap(columns: int, alpha: float, maximum: int = MAX_PERMUTATIONS)
 #: Cochran's rule: asymptotic chi-square p-values when every expected count is at least this.
 MIN_EXPECTED = 5.0
 _CELLS = 4_000_000     # replicate x row cells per batch (bounds memory)
+#: Row-permutations x rows at most for the Wasserstein permutation test (its time): at a
+#: million rows per data set, the ``permutations`` asked for and no more.
+PERMUTATION_CELLS = 200_000_000
 
 
 @dataclass(frozen=True)
@@ -495,13 +501,26 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
 
     rng = np.random.default_rng([seed, 1])
     boot = _replicates(lambda b: srt.bootstrap(b, rng), n_boot, n + m)
-    prng = np.random.default_rng([seed, 2])
-    permuted = ("js", "psi", "wasserstein")
-    perm = adaptive_permutation({k: plugin[k] for k in permuted},
-                                lambda b: {k: v for k, v in _replicates(
-                                    lambda bb: srt.permutation(bb, prng), b, n + m).items()
-                                    if k in permuted},
-                                permutations, max(permutations, max_permutations))
+    cap = max(permutations, max_permutations)
+    # js and psi depend on the rows only through the bin counts: relabelling the rows splits
+    # the pooled bin counts by a multivariate hypergeometric draw, whatever the row count
+    hrng = np.random.default_rng([seed, 2])
+    pooled_bins = np.bincount(bin_codes(pooled, edges), minlength=srt.k).astype(np.int64)
+
+    def draw_bins(b: int) -> dict[str, np.ndarray]:
+        pr = hrng.multivariate_hypergeometric(pooled_bins, n, size=b).astype(np.float64)
+        return hist_measures(pr, pooled_bins - pr, "numeric")
+
+    perm = adaptive_permutation({k: plugin[k] for k in ("js", "psi")}, draw_bins,
+                                permutations, cap)
+    # wasserstein needs every relabelled row: at most PERMUTATION_CELLS row-permutations
+    prng = np.random.default_rng([seed, 3])
+    w_cap = max(permutations, min(cap, PERMUTATION_CELLS // (n + m)))
+    perm.update(adaptive_permutation(
+        {"wasserstein": plugin["wasserstein"]},
+        lambda b: {"wasserstein": _replicates(lambda bb: srt.permutation(bb, prng), b,
+                                              n + m)["wasserstein"]},
+        permutations, w_cap))
     measures: dict[str, Measure] = {}
     for key in ("js", "wasserstein", "psi", "ks"):
         value, lo, hi, clipped = bias_corrected(key, plugin[key], boot[key], level)
