@@ -236,3 +236,15 @@ def test_cmi_default_interval_matches_mi_and_covers():
         assert est.ci_method == "bias_aware"
         covered += est.ci_low <= truth <= est.ci_high
     assert covered >= 5
+
+
+def test_other_mi_estimators_are_floored_too():
+    # design.md: MI is never returned below 0, whichever estimator produced it
+    from divergences.estimate import compressed_mutual_information, mist_mutual_information
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(400, 2)), rng.normal(size=(400, 2))
+    for e in (compressed_mutual_information(x, y), mist_mutual_information(x, y)):
+        assert 0.0 <= e.ci_low <= e.value <= e.ci_high and e.raw_value is not None
+    raw = compressed_mutual_information(x, y)
+    assert raw.clipped == (raw.raw_value < 0 or raw.details["unclipped_ci"][0] < 0)

@@ -133,7 +133,7 @@ def compressed_mutual_information(
                  - _knn.kl_entropy_local(np.hstack([xw, yw]), k))
         est = from_local(local, "compressed", level=level,
                          details={"k": k, "dims": (xw.shape[1], yw.shape[1])})
-        return finalize(est, base=base, clip=False)
+        return finalize(est, base=base, clip=True)  # MI: never below 0
 
     sigma = float(noise_std)
     if not (sigma > 0 and math.isfinite(sigma)):
@@ -150,4 +150,4 @@ def compressed_mutual_information(
     # h(L') = h(W L') - log|det W|
     est = from_local(_knn.kl_entropy_local(lw, k), "compressed", offset=-logdet - noise_entropy,
                      level=level, details={"k": k, "dims": (m,), "noise_entropy": noise_entropy})
-    return finalize(est, base=base, clip=False)
+    return finalize(est, base=base, clip=True)  # MI: never below 0

@@ -311,7 +311,7 @@ def mist_mutual_information(
     base: float | None = None,
     seed: int | None = 0,
     max_chunks: int = 32,
-    clip: bool = False,
+    clip: bool = True,
     weights: str | Path | None = None,
 ) -> Estimate:
     r"""Mutual information :math:`I(X;Y)` predicted by the learned MIST estimator.
@@ -324,7 +324,8 @@ def mist_mutual_information(
     median by default), its interval is :math:`[q(\mathrm{lo}), q(\mathrm{hi})]` (a level
     ``hi - lo`` interval, 95% by default; ``ci_method="quantile"``), and its ``stderr`` is the
     interval's half-width divided by the normal quantile :math:`z_{(1+\mathrm{level})/2}`.
-    Units: nats, or ``base`` units. The prediction is not clipped at 0 unless ``clip=True``.
+    Units: nats, or ``base`` units. Value and interval are floored at 0 (MI is never
+    negative; ``Estimate.raw_value`` keeps the prediction) unless ``clip=False``.
 
     It is invariant to the order of the rows and to strictly increasing maps of each column
     (it sees only ranks). It is a learnt regression: it is accurate for distributions like

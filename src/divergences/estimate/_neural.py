@@ -481,4 +481,5 @@ def _train_and_evaluate(
     est = make(value, stderr, method, te.shape[0], level=level, details=details)
     if method == "wdm":
         est = replace(est, unit="data units")
-    return finalize(est, base=base, clip=False)
+    # an MI bound below 0 is estimation error (MI is never negative): floored, raw kept
+    return finalize(est, base=base, clip=method != "wdm")
