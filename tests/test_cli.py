@@ -302,13 +302,19 @@ def test_subprocess_end_to_end(csvs, tmp_path):
 
 def test_sample_option(csvs, tmp_path, capsys):
     r, c = csvs
-    for value, rows in (("20", 20), ("0", 60)):
+    for value, sampled in (("20", 20), ("0", 60)):
         out = tmp_path / f"s{value}"
-        rc, _, err = _run(["report", r, c, "--sample", value, "--out", out, "--format", "json",
-                           *FAST], capsys)
+        rc, stdout, err = _run(["report", r, c, "--sample", value, "--out", out, "--format",
+                                "json", "--no-rich", *FAST], capsys)
         assert rc == 0, err
         meta = json.loads((out / "report.json").read_text())["meta"]
-        assert meta["rows_reference"] == rows
+        # the true size of the file, whatever was sampled from it (issue 13)
+        assert meta["rows_reference"] == 60 and meta["rows_current"] == 50
+        assert meta["sampled_reference"] == sampled
+        assert meta["sampled_current"] == min(sampled, 50)
+        assert meta["sampled"] == (value == "20")
+        text = " ".join(stdout.split())          # long paths wrap at 80 columns
+        assert (f"{r}: 60 rows, sampled 20 of 60" in text) == (value == "20")
 
 
 # --------------------------------------------------------------------------------------------

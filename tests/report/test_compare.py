@@ -247,6 +247,9 @@ def test_missing_values_sample_and_integer_kinds():
     assert rep.column("label").missing_share_reference == 0.5
     sub = compare(ref, cur, sample=50, **FAST)
     assert sub.meta["rows_total"] == [100, 80]
+    # true sizes, with the rows compared on their own (issue 13)
+    assert (sub.meta["rows_reference"], sub.meta["rows_current"]) == (100, 80)
+    assert "reference: 100 rows, sampled 50 of 100" in sub.table()
     assert sub.meta["sampled_reference"] == 50 and sub.meta["sampled_current"] == 50
     assert sub.meta["sampled"] and not rep.meta["sampled"]
     assert rep.meta["sampled_reference"] == 100

@@ -569,7 +569,7 @@ def compare(
     sampled = tuple(n if i is None else i.size for n, i in zip(rows, idx))
     meta = {
         "reference": ref_label, "current": cur_label,
-        "rows_reference": sampled[0], "rows_current": sampled[1],
+        "rows_reference": rows[0], "rows_current": rows[1],
         "rows_total": list(rows),
         "sampled_reference": sampled[0], "sampled_current": sampled[1],
         "sampled": sampled != rows,

@@ -171,9 +171,7 @@ def verdict(rep: Report) -> str:
 def _rows_line(meta: dict[str, Any], side: str) -> str:
     """``name: 20,000 rows, sampled 5,000 of 20,000``: the true row count, and the rows
     compared when fewer."""
-    i = 0 if side == "reference" else 1
-    total = meta.get("rows_total")
-    rows = total[i] if isinstance(total, (list, tuple)) else meta.get(f"rows_{side}")
+    rows = meta.get(f"rows_{side}")
     sampled = meta.get(f"sampled_{side}")
     if not isinstance(rows, (int, np.integer)):
         return str(meta.get(side))
