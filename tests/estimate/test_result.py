@@ -274,8 +274,10 @@ def test_point_inside_its_interval_and_never_negative(case, seed, n, coupling, r
 
 def test_bootstrap_interval_holds_the_point_of_a_biased_statistic():
     # the plug-in MI's replicates sit above the point (its bias): the plain percentile
-    # interval missed the point in 5 of these 40 small tables; re-centred, it never does
-    for s in range(40):
+    # interval missed the point in 5 of 40 small tables (seeds 11, 12, 17, 27, 37);
+    # re-centred, it never does. Those five and five others (each call bootstraps the
+    # sparse-table estimator, about 30 ms a replicate).
+    for s in (0, 1, 2, 3, 11, 12, 17, 20, 27, 37):
         rng = np.random.default_rng(s)
         x = rng.integers(0, 6, 60)
         y = (x + rng.integers(0, 3, 60)) % 6
