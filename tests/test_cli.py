@@ -152,8 +152,8 @@ def _write(path: Path, data: bytes) -> Path:
         (lambda d: [_write(d / "other.csv", b"p,q\n1,2\n3,4\n"), d / "cur.csv"],
          "share no column"),
         (lambda d: [d / "ref.csv", d / "cur.csv", "--target", "nope"], "no target column 'nope'"),
-        (lambda d: [_write(d / "nan.csv", b"a,b,t\n,x,1\n,y,0\n"), d / "cur.csv"],
-         "column 'a' in .*nan.csv: every value is missing"),
+        (lambda d: [_write(d / "nan.csv", b"a,t\n,1\n,0\n"), d / "cur.csv", "--columns", "a"],
+         "can be compared .*a: every value is missing in .*nan.csv"),
         (lambda d: [_write(d / "mixed.csv", b"a,b,t\n1,x,1\nfoo,y,0\n"), d / "cur.csv"],
          "column 'a' is categorical in .*mixed.csv but numeric"),
         (lambda d: [d / "ref.csv"], "one data set given"),
@@ -179,6 +179,24 @@ def test_error_paths(csvs, tmp_path, capsys, make, match):
     assert re.search(match, lines[0]), lines[0]
     assert not (tmp_path / "o").exists()
     assert [_digest(r), _digest(c)] == before
+
+
+def test_an_all_missing_column_is_skipped_not_fatal(csvs, tmp_path, capsys):
+    """One bad column never stops the report (issue 13): an all-NaN column is listed under
+    skipped with the reason, and the other columns are compared."""
+    _, c = csvs
+    ref, _ = _frames()
+    ref["a"] = np.nan
+    r = tmp_path / "nan.csv"
+    ref.to_csv(r, index=False)
+    out = tmp_path / "o"
+    rc, stdout, err = _run(["report", r, c, "--out", out, "--format", "json", "--no-rich",
+                            *FAST], capsys)
+    assert rc == 0 and err == "", err
+    d = json.loads((out / "report.json").read_text())
+    assert d["skipped"] == [{"column": "a", "reason": f"every value is missing in {r}"}]
+    assert {x["name"] for x in d["columns"]} == {"b", "t"}
+    assert "skipped: a (every value is missing in" in " ".join(stdout.split())
 
 
 def _mkdir(p: Path) -> Path:

@@ -255,6 +255,23 @@ def test_missing_values_sample_and_integer_kinds():
     assert rep.meta["sampled_reference"] == 100
 
 
+def test_all_missing_columns_are_skipped_with_a_reason():
+    """An all-NaN column never stops the report (issue 13), numeric or text, on either side,
+    and whatever the other side's kind (a column with no value has no kind of its own)."""
+    rng = np.random.default_rng(2)
+    none = np.array([None] * 30, dtype=object)
+    ref = {"x": rng.normal(size=30), "empty": np.full(30, np.nan), "blank": none,
+           "gone": rng.normal(size=30)}
+    cur = {"x": rng.normal(size=30), "empty": rng.normal(size=30),
+           "blank": np.array(["a", "b"] * 15, dtype=object), "gone": none}
+    rep = compare(ref, cur, **FAST)
+    assert [c.name for c in rep.columns] == ["x"]
+    assert {s["column"]: s["reason"] for s in rep.skipped} == {
+        "empty": "every value is missing in reference",
+        "blank": "every value is missing in reference",
+        "gone": "every value is missing in current"}
+
+
 def test_dates_are_skipped_with_a_reason():
     rng = np.random.default_rng(0)
     d = np.arange("2020-01", "2020-11", dtype="datetime64[M]")
@@ -271,7 +288,9 @@ def test_dates_are_skipped_with_a_reason():
         ({"a": [1.0, 2.0]}, {"b": [1.0, 2.0]}, {}, "share no column"),
         ({"a": np.arange(9.0)}, {"a": np.arange(9.0)}, {"target": "t"}, "no target column 't'"),
         ({"a": np.arange(9.0)}, {"a": np.arange(9.0)}, {"columns": ["zz"]}, "no column 'zz'"),
-        ({"a": np.full(9, np.nan)}, {"a": np.arange(9.0)}, {}, "'a' in reference: every value"),
+        # every column unusable: still one line, naming each column's reason
+        ({"a": np.full(9, np.nan)}, {"a": np.arange(9.0)}, {},
+         r"can be compared \(a: every value is missing in reference\)"),
         ({"a": np.arange(9.0)}, {"a": np.array(["x"] * 9)}, {}, "'a' is numeric in reference"),
         ({"a": np.array([1.0, "x", 2.0] * 3, dtype=object)}, {"a": np.arange(9.0)}, {},
          "mixes numbers and text"),

@@ -370,9 +370,11 @@ def test_bad_columns_are_skipped_with_a_reason(tmp_path, client):
     rng = np.random.default_rng(8)
     n = 200
     ref = pd.DataFrame({"x": rng.normal(size=n), "few": [1.0, 2.0] + [np.nan] * (n - 2),
-                        "id": [f"u{i}" for i in range(n)], "only_ref": rng.normal(size=n)})
+                        "id": [f"u{i}" for i in range(n)], "only_ref": rng.normal(size=n),
+                        "empty": np.full(n, np.nan), "gone": rng.choice(["a", "b"], n)})
     cur = pd.DataFrame({"x": rng.normal(size=n), "few": rng.normal(size=n),
-                        "id": [f"v{i}" for i in range(n)]})
+                        "id": [f"v{i}" for i in range(n)], "empty": rng.normal(size=n),
+                        "gone": pd.Series([None] * n, dtype=object)})
     ref.to_parquet(tmp_path / "r.parquet", index=False)
     cur.to_parquet(tmp_path / "c.parquet", index=False)
     rep = compare(str(tmp_path / "r.parquet"), str(tmp_path / "c.parquet"), engine="dask",
@@ -381,6 +383,9 @@ def test_bad_columns_are_skipped_with_a_reason(tmp_path, client):
     assert "numeric columns need at least" in reasons["few"]
     assert reasons["id"].startswith("unique per row")
     assert reasons["only_ref"] == f"only in {tmp_path / 'r.parquet'}"
+    # all-NaN columns: skipped, numeric or text, as the local engine says it
+    assert reasons["empty"] == f"every value is missing in {tmp_path / 'r.parquet'}"
+    assert reasons["gone"] == f"every value is missing in {tmp_path / 'c.parquet'}"
     assert [c.name for c in rep.columns] == ["x"]
     assert rep.meta["rows_total"] == [n, n] and not rep.column("x").drift
 

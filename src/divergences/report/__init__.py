@@ -496,6 +496,13 @@ def compare(
         if "unsupported" in (kr, kc):
             skipped.append({"column": c, "reason": str(vr if kr == "unsupported" else vc)})
             continue
+        # a side without a value has no kind of its own (an all-None column reads as text):
+        # skipped here, before the kinds are compared
+        empty = [label for k, v, label in ((kr, vr, ref_label), (kc, vc, cur_label))
+                 if _missing_mask(k, v).all()]
+        if empty:
+            skipped.append({"column": c, "reason": f"every value is missing in {empty[0]}"})
+            continue
         if kr != kc:
             raise InputError(f"column {c!r} is {kr} in {ref_label} but {kc} in {cur_label} "
                              "(mixed types)")
@@ -517,9 +524,6 @@ def compare(
     with _one_thread():
         for i, (c, kind, vr, vc) in enumerate(typed):
             mr, mc = _missing_mask(kind, vr), _missing_mask(kind, vc)
-            for m_, label in ((mr, ref_label), (mc, cur_label)):
-                if m_.all():
-                    raise InputError(f"column {c!r} in {label}: every value is missing")
             reason = _too_few(kind, vr[~mr], vc[~mc], ref_label, cur_label)
             if reason is None:
                 try:

@@ -521,14 +521,18 @@ def compare_dask(
                 skipped += [{"column": c, "reason": f"only in {label}"}
                             for c in cols if c not in other and c != target]
         for c in chosen:
+            # a side without a value has no kind of its own (all-None reads as text): skipped
+            # before the kinds are compared, as the local engine does
+            empty = [label for sk, label in ((sk_r[c], ref_label), (sk_c[c], cur_label))
+                     if not isinstance(sk, tuple) and sk.n == 0]
+            if empty:
+                skipped.append({"column": c, "reason": f"every value is missing in {empty[0]}"})
+                continue
             kind = _kind(sk_r[c], sk_c[c], c, names, (overrides or {}).get(c))
             if kind == "unsupported":
                 reason = next(s[1] for s in (sk_r[c], sk_c[c]) if isinstance(s, tuple))
                 skipped.append({"column": c, "reason": reason})
                 continue
-            for sk, label in ((sk_r[c], ref_label), (sk_c[c], cur_label)):
-                if sk.n == 0:
-                    raise InputError(f"column {c!r} in {label}: every value is missing")
             reason = _skip_reason(kind, sk_r[c], sk_c[c], names,
                                   c in (overrides or {}))
             if reason:
