@@ -254,6 +254,9 @@ def _pairwise(
     def fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if input == "probs":
             pa, pb = _probs(a, normalize), _probs(b, normalize)
+            if not zero_mass and getattr(row, "masses_only", False):
+                # every mass positive: the row forms the logs it needs itself, if any
+                return row(None, None, False, (pa, pb))
             lp = log_probs(pa, input, positive=pos_p)
             lq = log_probs(pb, input, positive=pos_q)
             return row(lp, lq, zero_mass, (pa, pb))
@@ -328,6 +331,9 @@ def _evaluate(fd: fdiv.FDivergence):
     def row(lp, lq, zm, masses):
         return fdiv.evaluate(fd, lp, lq, zero_mass=zm, masses=masses)
 
+    # fdiv.evaluate takes positive probabilities without their logs (lp = lq = None) and
+    # forms logs only for the rows its cheap form cannot vouch for
+    row.masses_only = True
     return row
 
 

@@ -88,6 +88,12 @@ class FDivergence:
         it without cancellation (``log1p``/``expm1`` and a short series near :math:`t = 1`)
         when ``precise`` is true: accurate to a few ulps relative however close ``p`` and
         ``q`` are, and exactly 0 where ``p = q``.
+    row_sum:
+        ``row_sum(lp, lq, masses) -> (values, bound)``: the sum of the canonical terms over
+        the last axis by a cheap form without the near-diagonal series, and a bound on its
+        rounding error in units of the dtype's eps. :func:`evaluate` keeps a row's value
+        when the bound is within ``ROW_ULPS`` of it and evaluates the other rows with the
+        precise terms; ``None`` (default): always the precise terms.
     tangent_slope:
         :math:`f'(1)`, the slope of the linear term that ``pointwise_exact`` subtracts (0 for
         members whose ``f'(1)`` is 0 and for those given by ``pointwise``). Zero-mass terms
@@ -135,6 +141,7 @@ class FDivergence:
     description: str = ""
     pointwise_exact: Callable[..., torch.Tensor] | None = None
     tangent_slope: float = 0.0
+    row_sum: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def _key(self) -> tuple:
         return (self.name, tuple(sorted((k, float(v)) for k, v in self.params.items())))
@@ -392,17 +399,78 @@ def evaluate(
 
     The registry's terms are non-negative, so their sum is too; the result is also clamped
     at 0 (for user-defined members, whose terms may be signed), which keeps NaN. ``sync``,
-    ``zero_mass``, ``precise`` and ``masses`` as in :meth:`FDivergence.terms`.
+    ``zero_mass``, ``precise`` and ``masses`` as in :meth:`FDivergence.terms`; ``lp`` and
+    ``lq`` may be ``None`` when ``masses`` are given and positive (their logs are then formed
+    only where needed).
+
+    Members with a cheap row form (``row_sum``: ``kl``, ``js``) evaluate rows without zero
+    mass by it, without the near-diagonal series, and keep a row's value when their bound on
+    its rounding error is within ``ROW_ULPS`` (16) ulps of it (away from ``p = q``; the typical
+    error is well under an ulp); the other rows, those near ``p = q``, take the precise
+    terms. Their gradients come from the closed-form partials (double backward included).
 
     With ``masses=(p, q)`` the value is the literal :math:`\sum_i q_i f(p_i/q_i)` of the
     numbers given: the canonical terms' sum plus :math:`f'(1) \sum_i (p_i - q_i)` (0 when both
     sum to exactly 1; the differences are exact where ``p`` and ``q`` are close). From log
     masses alone it is the canonical sum, :math:`D_f` of the distributions normalised.
     """
-    out = f.terms(lp, lq, sync=sync, zero_mass=zero_mass, precise=precise, masses=masses).sum(-1)
+    out = None
+    if lp is None:  # masses only, known positive (discrete's probabilities)
+        if precise and f.row_sum is not None and sync:
+            out = _checked_rows(f, None, None, masses)
+        else:
+            lp, lq = torch.log(masses[0]), torch.log(masses[1])
+    elif precise and f.row_sum is not None and sync and zero_mass is not True:
+        # no zero mass and no NaN (one reduction each tells): the cheap row form, checked
+        if zero_mass is False or bool(torch.isfinite(lp.sum()) & torch.isfinite(lq.sum())):
+            out = _checked_rows(f, lp, lq, masses)
+    if out is None:
+        out = f.terms(lp, lq, sync=sync, zero_mass=zero_mass, precise=precise,
+                      masses=masses).sum(-1)
     if masses is not None and f.pointwise_exact is not None and f.tangent_slope != 0.0:
         out = out + f.tangent_slope * (masses[0] - masses[1]).sum(-1)
     return out.clamp_min(0.0)
+
+
+# evaluate() keeps a row's cheap value (FDivergence.row_sum) when its rounding-error bound is
+# within this many ulps of the value: away from p = q the cheap forms are that accurate in the
+# worst case (typically to well under an ulp), and the rows near p = q, where they are not,
+# are the ones that take the precise terms and their series.
+ROW_ULPS = 16.0
+
+
+def _checked_rows(f: FDivergence, lp: torch.Tensor, lq: torch.Tensor, masses):
+    val, bound = f.row_sum(lp, lq, masses)
+    with torch.no_grad():
+        # NaN or inf anywhere in a row (an overflowing cheap form) fails the test as well
+        bad = ~(bound <= ROW_ULPS * val)
+        idx = bad.reshape(-1).nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return val
+    if lp is None:
+        lp, lq = masses  # logs of the rows that need them only, below
+    n = max(lp.shape[-1], lq.shape[-1])
+    shape = (*val.shape, n)
+
+    def rows(x, at):
+        return x.expand(shape).reshape(-1, n)[at]
+
+    def pick(at):
+        if masses is None:
+            return rows(lp, at), rows(lq, at), None
+        m = (rows(masses[0], at), rows(masses[1], at))
+        if lp is masses[0]:
+            return torch.log(m[0]), torch.log(m[1]), m
+        return rows(lp, at), rows(lq, at), m
+
+    out = val.reshape(-1)
+    if val.requires_grad:
+        # A rejected row's cheap form may have overflowed: its backward pass would form
+        # 0 * inf. Differentiate the cheap form on the kept rows only.
+        keep = (~bad).reshape(-1).nonzero().squeeze(1)
+        out = out.detach().new_zeros(out.shape).index_copy(0, keep, f.row_sum(*pick(keep))[0])
+    fix = f.terms(*pick(idx)[:2], zero_mass=False, masses=pick(idx)[2]).sum(-1)
+    return out.index_copy(0, idx, fix.to(val.dtype)).reshape(val.shape)
 
 
 def f_distill_weights(
@@ -535,12 +603,14 @@ def _log_mix_pair(d: torch.Tensor, b: float) -> tuple[torch.Tensor, torch.Tensor
     :math:`[\log(1 - w), 0]`, no overflow), and the other side adds :math:`|d|`. Exactly 0 at
     ``d = 0``; NaN where ``d`` is. Accurate to an ulp or so of :math:`|d|` (absolute), which is
     what a loss summing the terms needs, not to a few ulps relative near ``d = 0``."""
-    em = torch.expm1(d.abs().neg_())
-    if b == 0.5:
-        em.mul_(0.5)
-    else:  # w = 1 - b where p > q (d > 0), b where p < q
-        em.mul_(torch.sign(d).mul_(0.5 - b).add_(0.5))
-    hi = em.log1p_()
+    em = torch.expm1(-d.abs())
+    # w = 1 - b where p > q (d > 0), b where p < q
+    w = 0.5 if b == 0.5 else torch.sign(d).mul_(0.5 - b).add_(0.5)
+    if torch.is_grad_enabled() and d.requires_grad:  # out of place, for autograd
+        hi = torch.log1p(em * w)
+        pos = d.clamp_min(0.0)
+        return hi + (pos - d), hi + pos
+    hi = em.mul_(w).log1p_()
     pos = d.clamp_min(0.0)
     # log(m/q) = hi + max(d, 0), log(m/p) = hi + max(-d, 0) = hi + max(d, 0) - d
     u_q = hi + pos
@@ -718,6 +788,70 @@ def _kl_kernel(lp, lq, d, p, q, precise):
     return _apsi(p, -d, q)
 
 
+class _RowSum(torch.autograd.Function):
+    """``(t.sum(-1), bound)`` for elementwise terms ``t`` whose partials ``(g_x, g_y)`` come
+    in closed form from ``fn(x, y, logs) -> (t, g_x, g_y, bound)`` (autograd through the cheap forms
+    would leave the cancelling mixture derivatives to rounding). The backward pass uses the
+    saved partials, or forms them again with a graph when one is asked for (double
+    backward)."""
+
+    @staticmethod
+    def forward(ctx, x, y, fn, logs):
+        t, gx, gy, bound = fn(x, y, logs)
+        ctx.fn, ctx.logs = fn, logs
+        ctx.save_for_backward(x, y, gx, gy)
+        ctx.mark_non_differentiable(bound)
+        return t.sum(-1), bound
+
+    @staticmethod
+    def backward(ctx, go, _):
+        x, y, gx, gy = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            _, gx, gy, _ = ctx.fn(x, y, ctx.logs)
+        go = go.unsqueeze(-1)
+        return (go * gx).sum_to_size(x.shape), (go * gy).sum_to_size(y.shape), None, None
+
+
+def _kl_elementwise(x, y, logs, grads=True):
+    """KL's cheap canonical terms, their partials and the rows' rounding-error bound (eps)."""
+    if logs:
+        # p psi(v), v = log(q/p): psi = expm1(v) - v loses log2(2/|v|) bits near 0 only
+        v = y - x
+        em = torch.expm1(v)
+        p = torch.exp(x)
+        with torch.no_grad():
+            # expm1's and the subtraction's ulp, and v's own rounding amplified by e^v
+            av = v.abs()
+            aem = em.abs()
+            bound = torch.addcmul(aem, aem, av, value=0.5).add_(av).mul_(p).sum(-1).mul_(1.5)
+        if not grads:
+            return em.sub_(v).mul_(p), None, None, bound
+        # d/d log p = p log(p/q) = -p v, d/d log q = q - p = p expm1(v); their sum is the term
+        # (out of place when they must carry a graph: double backward)
+        gx = -(v * p)
+        gy = em * p
+        return gx + gy, gx, gy, bound
+    # from the masses: q - p is exact where they are close, log(p/q) to half an ulp
+    p, q = x, y
+    d = torch.log(p / q)
+    u = q - p
+    t = torch.addcmul(u, p, d)
+    with torch.no_grad():
+        bound = torch.addcmul(u.abs(), p, d.abs(), value=2.0).add_(p).sum(-1).mul_(0.75)
+    if not grads:
+        return t, None, None, bound
+    # d/dp = log(p/q), d/dq = 1 - p/q
+    return t, d, u / q, bound
+
+
+def _kl_rows(lp, lq, masses):
+    x, y = (lp, lq) if masses is None else masses
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        return _RowSum.apply(x, y, _kl_elementwise, masses is None)
+    t, _, _, bound = _kl_elementwise(x, y, masses is None, grads=False)
+    return t.sum(-1), bound
+
+
 def _kl_partial(lp, lq, precise=False):
     d = lp - lq
     if precise:
@@ -759,6 +893,7 @@ def _kl() -> FDivergence:
         pointwise=_exact(_kl_kernel),
         pointwise_exact=_kl_kernel,
         pointwise_partial=_kl_partial,
+        row_sum=_kl_rows,
         conjugate_fn=lambda u: torch.exp(u - 1.0),
         f_prime_log=lambda s: s + 1.0,
         description="Kullback-Leibler KL(P||Q) = sum p log(p/q)",
@@ -832,6 +967,42 @@ def _js(beta: float = 0.5) -> FDivergence:
     lb = math.log(b) if b > 0 else -math.inf
     l1b = math.log1p(-b) if b < 1 else -math.inf
 
+    rounding = 2.0 + 0.5 / min(b, 1.0 - b) if 0.0 < b < 1.0 else 0.0
+
+    def elementwise(x, y, logs, grads=True):
+        # terms and their partials in (x, y): log masses (logs) or masses. The log m
+        # derivatives cancel in closed form: d/dp = -b log(m/p), d/dq = -(1 - b) log(m/q)
+        if logs:
+            d = x - y
+            p, q = torch.exp(x), torch.exp(y)
+        else:
+            p, q = x, y
+            d = torch.log(p / q)
+        u_p, u_q = _log_mix_pair(d, b)
+        bp, bq = p * u_p, q * u_q
+        bp.mul_(b)
+        bq.mul_(1.0 - b)
+        t = bp + bq
+        with torch.no_grad():
+            # rounding-error bound: the two sides' products and their u's (log1p's ulp and
+            # its argument's, and the |d| added on the smaller mass's side, which is at most
+            # twice that side's u / min(b, 1 - b)). The sides have opposite signs, so the sum
+            # of their magnitudes is |bp - bq|.
+            bound = (bp - bq).abs_().sum(-1).mul_(rounding)
+        t.neg_()
+        if not grads:
+            return t, None, None, bound
+        if logs:
+            return t, bp.neg_(), bq.neg_(), bound
+        return t, u_p * -b, u_q * -(1.0 - b), bound
+
+    def rows(lp, lq, masses):
+        x, y = (lp, lq) if masses is None else masses
+        if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+            return _RowSum.apply(x, y, elementwise, masses is None)
+        t, _, _, bound = elementwise(x, y, masses is None, grads=False)
+        return t.sum(-1), bound
+
     def f_prime_log(s):
         return b * (s - torch.logaddexp(s + lb, torch.full_like(s, l1b)))
 
@@ -846,6 +1017,7 @@ def _js(beta: float = 0.5) -> FDivergence:
         pointwise=_exact(kernel),
         pointwise_exact=kernel,
         pointwise_partial=partial,
+        row_sum=rows if 0.0 < b < 1.0 else None,
         conjugate_fn=conjugate,
         f_prime_log=f_prime_log,
         params={"beta": b},
