@@ -307,3 +307,24 @@ def test_charts_without_raw_values_use_the_bins(numeric_only):
         assert np.allclose(ref["width"], np.diff(edges))
         assert np.allclose(ref["x"], (edges[:-1] + edges[1:]) / 2)
         assert sum(ref["y"]) == pytest.approx(1.0) and sum(cur["y"]) == pytest.approx(1.0)
+
+
+def test_numeric_columns_with_few_values_are_drawn_side_by_side():
+    """A 0/1 or small-count column (randhie's health flags, the demo) drawn as overlaid bars
+    on 30 equal-width bins hid the current series behind the reference one wherever the two
+    were close; one pair of bars per value shows both."""
+    rng = np.random.default_rng(1)
+    ref = {"flag": (rng.random(300) < 0.1).astype(float), "x": rng.normal(size=300)}
+    cur = {"flag": (rng.random(200) < 0.12).astype(float), "x": rng.normal(size=200)}
+    rep = compare(ref, cur, permutations=9, n_boot=5)
+    figs = figures(rep)
+    i = [c.name for c in rep.columns].index("flag")
+    fig = figs[f"col{i}"]
+    assert fig["layout"]["barmode"] == "group"
+    ref_t, cur_t = fig["data"]
+    assert ref_t["x"] == ["0", "1"] and "width" not in ref_t
+    assert ref_t["y"] == pytest.approx([np.mean(ref["flag"] == v) for v in (0, 1)])
+    assert cur_t["y"] == pytest.approx([np.mean(cur["flag"] == v) for v in (0, 1)])
+    # a continuous column keeps its histogram
+    j = [c.name for c in rep.columns].index("x")
+    assert figs[f"col{j}"]["layout"]["barmode"] == "overlay"

@@ -582,11 +582,24 @@ def _interval_bars(names: list[str], values: list[float], lows: list[float],
 
 
 def _distribution(c: Any, data: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """Reference and current side by side: shares of rows on equal-width bins (numeric), on
-    the adaptive bins' counts when the raw values are not at hand (the dask engine), or on
-    the most frequent categories."""
+    """Reference and current side by side: shares of rows on equal-width bins (numeric), per
+    value (numeric columns with at most :data:`TOP_CATEGORIES` values), on the adaptive bins'
+    counts when the raw values are not at hand (the dask engine), or on the most frequent
+    categories."""
     title = ""
-    if c.kind == "numeric" and data is not None and data[0].size and data[1].size:
+    values = (np.unique(np.concatenate(data)) if c.kind == "numeric" and data is not None
+              else np.empty(0))
+    if 0 < values.size <= TOP_CATEGORIES and data[0].size and data[1].size:
+        # few values (flags, small counts): one pair of bars per value, side by side; overlaid
+        # on equal-width bins, the nearer series hid the other wherever the two were close
+        shares = [np.bincount(np.searchsorted(values, v), minlength=values.size) / v.size
+                  for v in data]
+        x, width = [num(v) for v in values], None
+        if len(set(x)) < len(x):            # values closer than three digits tell apart
+            x = [repr(float(v)) for v in values]
+        xaxis = _axis(_t(c.name), type="category")
+        mode = "group"
+    elif c.kind == "numeric" and data is not None and data[0].size and data[1].size:
         r, cu = data
         lo, hi = float(min(r.min(), cu.min())), float(max(r.max(), cu.max()))
         hi = hi if hi > lo else lo + 1.0
