@@ -115,21 +115,27 @@ def test_one_file_with_split(csvs, tmp_path, capsys):
 
 
 def test_bundled_default_matches_python_face(tmp_path, capsys, monkeypatch):
+    """The demo: RAND HIE person-years on an individual deductible plan (current) against
+    the other plans (reference), outpatient visits as the target (not the split)."""
     monkeypatch.chdir(tmp_path)
-    cols = "mean radius,worst texture"
+    cols = "disea,lncoins,physlm"
     rc, stdout, err = _run(["report", "--columns", cols, "--format", "json", "--no-rich",
                             *FAST], capsys)
     assert rc == 0, err
     out = tmp_path / "divergences-report"
     assert "wrote json divergences-report/report.json" in stdout
     d = json.loads((out / "report.json").read_text())
-    assert d["meta"]["rows_reference"] == 357 and d["meta"]["rows_current"] == 212
-    assert d["meta"]["target"] == "target"
-    ref, cur = split_table(load_bundled(), "diagnosis", "malignant", "bundled")
-    assert len(ref) == 357 and set(ref.columns) == set(cur.columns)
-    rep = compare(ref, cur, "target", columns=cols.split(","), permutations=9, n_boot=5)
+    assert d["meta"]["rows_reference"] == 4391 and d["meta"]["rows_current"] == 1609
+    assert d["meta"]["target"] == "mdvis"
+    assert d["meta"]["reference"] == "bundled randhie.csv, idp != 1"
+    ref, cur = split_table(load_bundled(), "idp", "1", "bundled")
+    assert len(ref) == 4391 and set(ref.columns) == set(cur.columns)
+    rep = compare(ref, cur, "mdvis", columns=cols.split(","), permutations=9, n_boot=5)
     assert d["columns"] == json.loads(rep.to_json())["columns"]
-    assert d["target"]["mutual_information"][0]["column"] == "mean radius"
+    # the number of chronic diseases tells most about visits; the plan's coinsurance drifts
+    assert d["target"]["mutual_information"][0]["column"] == "disea"
+    assert {c["name"]: c["drift"] for c in d["columns"]}["lncoins"]
+    assert "with target 'mdvis'" in stdout and "target target" not in stdout
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -426,7 +432,7 @@ def test_demo_command_runs_twice_but_a_users_out_is_protected(tmp_path, capsys, 
     """The README's `divergences report` re-creates its own output folder; an explicit
     --out, or a foreign file in the demo folder, keeps the --force protection."""
     monkeypatch.chdir(tmp_path)
-    demo = ["report", "--columns", "mean radius", "--format", "json,md", "--no-rich", *FAST]
+    demo = ["report", "--columns", "disea", "--format", "json,md", "--no-rich", *FAST]
     for _ in range(2):
         rc, _, err = _run(demo, capsys)
         assert rc == 0, err

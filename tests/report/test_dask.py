@@ -408,7 +408,7 @@ def test_real_data_intervals_never_below_zero_and_around_the_value(tmp_path, cli
     random): dask-engine intervals went below zero for JS, TV, KS and W1, and came from the
     sample while the value came from all rows."""
     from divergences.report._io import load_bundled
-    df = load_bundled().drop(columns=["target"])
+    df = load_bundled("breast_cancer.csv").drop(columns=["target"])
     rng = np.random.default_rng(2)
     cur_rows = rng.random(len(df)) < 0.5
     paths = []

@@ -5,16 +5,18 @@ import pytest
 
 pd = pytest.importorskip("pandas")
 
-from divergences.report._io import BUNDLED_SPLIT, load_bundled, split_table  # noqa: E402
+from divergences.report._io import BUNDLED, load_bundled, split_table  # noqa: E402
 
 
 def test_bundled_table_shape_and_cohorts():
-    df = load_bundled()
+    df = load_bundled("breast_cancer.csv")
     assert df.shape == (569, 32)
     assert list(df.columns[:2]) == ["diagnosis", "mean radius"] and df.columns[-1] == "target"
     assert df["diagnosis"].value_counts().to_dict() == {"benign": 357, "malignant": 212}
     assert ((df["target"] == 1) == (df["diagnosis"] == "benign")).all()
-    ref, cur = split_table(df, *BUNDLED_SPLIT, "bundled")
+    (col, value), target = BUNDLED["breast_cancer.csv"]
+    assert target == "target"
+    ref, cur = split_table(df, col, value, "bundled")
     assert (len(ref), len(cur)) == (357, 212)
     assert "diagnosis" not in ref.columns and (cur["target"] == 0).all()
 
@@ -22,7 +24,7 @@ def test_bundled_table_shape_and_cohorts():
 def test_bundled_table_equals_scikit_learn_copy():
     datasets = pytest.importorskip("sklearn.datasets")
     sk = datasets.load_breast_cancer(as_frame=True).frame
-    df = load_bundled()
+    df = load_bundled("breast_cancer.csv")
     assert list(df.columns[1:]) == list(sk.columns)
     assert np.array_equal(df[sk.columns].to_numpy(), sk.to_numpy())
 
@@ -40,7 +42,6 @@ def test_randhie_demo_table_equals_statsmodels_rows_and_tells_two_sources_apart(
     split. Plan-design columns drift; the randomised health-status columns barely."""
     sm_datasets = pytest.importorskip("statsmodels.datasets")
     from divergences.report import compare
-    from divergences.report._io import BUNDLED
     df = load_bundled("randhie.csv")
     full = sm_datasets.randhie.load_pandas().data
     rows = np.sort(np.random.default_rng(2026).choice(len(full), 6000, replace=False))
@@ -54,6 +55,16 @@ def test_randhie_demo_table_equals_statsmodels_rows_and_tells_two_sources_apart(
     assert {"lncoins", "lpi", "fmde"} <= drifted
     assert {"hlthf", "hlthp", "disea"}.isdisjoint(drifted)
     assert rep.mutual_information[0]["column"] == "disea"
+
+
+def test_the_demo_is_randhie_with_a_target_that_is_not_the_split():
+    """The default demo (issue 13): two sources and a real outcome, not a restatement of the
+    split (the breast-cancer demo's target was its diagnosis)."""
+    from divergences.report import _io
+    assert _io.BUNDLED_NAME == "randhie.csv"
+    assert (_io.BUNDLED_SPLIT, _io.BUNDLED_TARGET) == _io.BUNDLED["randhie.csv"]
+    assert _io.BUNDLED_TARGET != _io.BUNDLED_SPLIT[0]
+    assert load_bundled().shape == (6000, 10)
 
 
 def test_unknown_bundled_table_is_a_one_line_error():

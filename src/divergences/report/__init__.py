@@ -31,7 +31,8 @@ ranked. Columns are ranked by their Jensen-Shannon divergence (one scale, nats i
 The :class:`Report` renders as a terminal table (:meth:`Report.table`), JSON, Markdown and a
 self-contained HTML page with plots (:meth:`Report.to_html`). The ``divergences report``
 command (:mod:`divergences.cli`) is the same from the shell; with no data it runs on the
-bundled Wisconsin breast-cancer data, benign (reference) against malignant (current).
+bundled RAND Health Insurance Experiment data: person-years on an individual deductible plan
+(current) against the other plans (reference), outpatient visits as the target.
 
 >>> import numpy as np
 >>> from divergences.report import compare
