@@ -205,6 +205,47 @@ def test_an_all_missing_column_is_skipped_not_fatal(csvs, tmp_path, capsys):
     assert "skipped: a (every value is missing in" in " ".join(stdout.split())
 
 
+def test_progress_bar_texts(csvs, tmp_path, capsys, monkeypatch):
+    """The bar reads 'reading partitions' while the dask engine reads, and 'compared COL'
+    per column (it read 'compared reading partitions')."""
+    import divergences.report as report_module
+
+    seen = []
+
+    class Bar:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def add_task(self, description, total):
+            seen.append(description)
+            return 0
+
+        def update(self, task, completed, total, description):
+            seen.append(description)
+
+    real = report_module.compare
+
+    def fake(ref, cur, target, progress, **kw):
+        # what the dask engine reports, then its sample's columns; the local run does the work
+        for done, total, what in ((1, 4, "reading partitions"),
+                                  (4, 4, "counting and sampling partitions"), (1, 1, "a")):
+            progress(done, total, what)
+        return real(pd.read_csv(ref), pd.read_csv(cur), target, columns=["a"],
+                    permutations=9, n_boot=5)
+
+    monkeypatch.setattr(cli, "_progress", Bar)
+    monkeypatch.setattr(report_module, "compare", fake)
+    r, c = csvs
+    rc, _, err = _run(["report", r, c, "--engine", "dask", "--out", tmp_path / "o",
+                       "--format", "json", *FAST], capsys)
+    assert rc == 0, err
+    assert seen == ["comparing columns", "reading partitions",
+                    "counting and sampling partitions", "compared a"]
+
+
 def _mkdir(p: Path) -> Path:
     p.mkdir()
     return p

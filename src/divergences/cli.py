@@ -285,12 +285,16 @@ def _report(args: argparse.Namespace) -> int:
                         **extra)
             bar = _progress()
             if bar is not None:
+                # the dask engine names its phases over the partitions, then the columns
+                phases: tuple[str, ...] = ()
+                if args.engine == "dask":
+                    from .report._dask import PROGRESS_PHASES as phases
                 with bar:
                     task = bar.add_task("comparing columns", total=None)
 
-                    def step(done: int, total: int, column: str) -> None:
+                    def step(done: int, total: int, text: str) -> None:
                         bar.update(task, completed=done, total=total,
-                                   description=f"compared {column}")
+                                   description=text if text in phases else f"compared {text}")
 
                     report = compare(ref, cur, target, progress=step, **opts)
             else:

@@ -333,8 +333,12 @@ def test_renderings(small):
     first = d["columns"][0]
     assert {"name", "kind", "rank", "n_reference", "n_current", "measures", "bin_edges",
             "categories", "reference_counts", "current_counts"} <= set(first)
+    # consumers read these keys: they stay; new ones may be added (issue 13)
     assert set(first["measures"]["js"]) == {"value", "ci_low", "ci_high", "pvalue", "qvalue",
-                                            "units"}
+                                            "units", "test", "plugin"}
+    js = rep.column(first["name"]).measures["js"]
+    assert first["measures"]["js"]["test"] == js.test and js.test.startswith("permutation")
+    assert first["measures"]["js"]["plugin"] == pytest.approx(js.plugin)
     assert set(d["joint"]) >= {"test", "statistic", "pvalue", "columns"}
     assert d["target"]["name"] == "y" and len(d["target"]["mutual_information"]) == 3
     assert d["meta"]["seed"] == 3

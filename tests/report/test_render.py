@@ -221,8 +221,9 @@ def test_json_keeps_its_keys_and_adds_the_decision(mixed):
     assert {"name", "kind", "rank", "n_reference", "n_current", "missing_reference",
             "missing_current", "measures", "bin_edges", "categories", "reference_counts",
             "current_counts", "missing_share_reference", "missing_share_current"} <= set(col)
+    # the old keys stay; test and plugin were added
     assert set(col["measures"]["js"]) == {"value", "ci_low", "ci_high", "pvalue", "qvalue",
-                                          "units"}
+                                          "units", "test", "plugin"}
     c = mixed.column("with_missing")
     got = next(x for x in d["columns"] if x["name"] == "with_missing")
     assert got["missing_share_current"] == pytest.approx(

@@ -419,7 +419,9 @@ def compare(
         How the two data sets are called in messages and outputs (file names in the CLI);
         default ``("reference", "current")``, or the paths with ``engine="dask"``.
     progress
-        Called as ``progress(done, total, column)`` after each column.
+        Called as ``progress(done, total, column)`` after each column. The dask engine first
+        calls it per partition with ``"reading partitions"``, then ``"counting and sampling
+        partitions"`` (:data:`divergences.report._dask.PROGRESS_PHASES`) as the text.
     engine
         ``"local"`` (default): everything in this process, on the (sub)sampled rows.
         ``"dask"``: ``reference`` and ``current`` are paths (a Parquet or CSV file, or a

@@ -89,7 +89,7 @@ from ._sketch import (
     wasserstein_from_histograms,
 )
 
-__all__ = ["DEFAULT_SAMPLE", "GRID_BINS", "INSTALL_HINT", "compare_dask"]
+__all__ = ["DEFAULT_SAMPLE", "GRID_BINS", "INSTALL_HINT", "PROGRESS_PHASES", "compare_dask"]
 
 #: Bins of the equal-width grid on which numeric columns are counted.
 GRID_BINS = 4096
@@ -104,6 +104,10 @@ CONNECT_TIMEOUT = 10.0
 LOCAL_CLUSTER: dict[str, Any] = {"n_workers": None, "threads_per_worker": 1,
                                  "processes": True, "dashboard_address": ":0"}
 INSTALL_HINT = "the dask engine needs dask and distributed: pip install 'divergences[dask]'"
+#: What ``progress(done, total, text)`` is told while the partitions are read and sketched,
+#: then counted and sampled (per partition); the sample's columns follow as column names.
+READING, COUNTING = "reading partitions", "counting and sampling partitions"
+PROGRESS_PHASES = (READING, COUNTING)
 FULL_DATA = {"numeric": ("js", "psi", "wasserstein", "ks"),
              "categorical": ("js", "tv", "chi2")}
 
@@ -503,7 +507,7 @@ def compare_dask(
         # Pass 1: sketches and partition sizes.
         leaves = [dask.delayed(partition_sketches)(p, chosen, label)
                   for ps, label in zip(parts, names) for p in ps]
-        futures = _leaves(client, leaves, progress, "reading partitions")
+        futures = _leaves(client, leaves, progress, READING)
         cut = len(parts[0])
         first = client.gather([_merged(client, fs, merge_sketches, label)
                                for fs, label in ((futures[:cut], names[0]),
@@ -566,7 +570,7 @@ def compare_dask(
                     takes.append(dask.delayed(partition_rows)(p, idx[lo:hi] - offsets[i], wanted))
             row_leaves.append(takes)
         flat = [d for side in hist_leaves + row_leaves for d in side]
-        futures = _leaves(client, flat, progress, "counting and sampling partitions")
+        futures = _leaves(client, flat, progress, COUNTING)
         pieces, at = [], 0
         for side in hist_leaves + row_leaves:
             pieces.append(futures[at:at + len(side)])

@@ -448,9 +448,10 @@ def _num(x: Any) -> Any:
     return x
 
 
-#: Measure keys of report.json, fixed (consumers read them; new fields of the result
-#: classes are added at the column level, never renamed here).
-MEASURE_KEYS = ("value", "ci_low", "ci_high", "pvalue", "qvalue", "units")
+#: Measure keys of report.json: consumers read them, so a key is never renamed or removed
+#: (new ones are added at the end). ``test`` names the test behind ``pvalue``, ``plugin`` is
+#: the value before bias correction and clipping.
+MEASURE_KEYS = ("value", "ci_low", "ci_high", "pvalue", "qvalue", "units", "test", "plugin")
 #: ColumnResult fields that report.json spells differently or leaves out.
 _COLUMN_RENAMED = {"edges": "bin_edges"}
 _COLUMN_LEFT_OUT = {"plot", "measures"}
