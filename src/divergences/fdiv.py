@@ -464,9 +464,9 @@ def _checked_rows(f: FDivergence, lp: torch.Tensor, lq: torch.Tensor, masses):
         return rows(lp, at), rows(lq, at), m
 
     out = val.reshape(-1)
-    if val.requires_grad:
-        # A rejected row's cheap form may have overflowed: its backward pass would form
-        # 0 * inf. Differentiate the cheap form on the kept rows only.
+    if val.requires_grad and not bool(torch.isfinite(bound.reshape(-1)[idx]).all()):
+        # A rejected row's cheap form overflowed: its backward pass would form 0 * inf.
+        # Differentiate the cheap form on the kept rows only.
         keep = (~bad).reshape(-1).nonzero().squeeze(1)
         out = out.detach().new_zeros(out.shape).index_copy(0, keep, f.row_sum(*pick(keep))[0])
     fix = f.terms(*pick(idx)[:2], zero_mass=False, masses=pick(idx)[2]).sum(-1)
@@ -603,7 +603,7 @@ def _log_mix_pair(d: torch.Tensor, b: float) -> tuple[torch.Tensor, torch.Tensor
     :math:`[\log(1 - w), 0]`, no overflow), and the other side adds :math:`|d|`. Exactly 0 at
     ``d = 0``; NaN where ``d`` is. Accurate to an ulp or so of :math:`|d|` (absolute), which is
     what a loss summing the terms needs, not to a few ulps relative near ``d = 0``."""
-    em = torch.expm1(-d.abs())
+    em = torch.expm1(d.abs().neg_())
     # w = 1 - b where p > q (d > 0), b where p < q
     w = 0.5 if b == 0.5 else torch.sign(d).mul_(0.5 - b).add_(0.5)
     if torch.is_grad_enabled() and d.requires_grad:  # out of place, for autograd
@@ -814,30 +814,40 @@ class _RowSum(torch.autograd.Function):
 
 def _kl_elementwise(x, y, logs, grads=True):
     """KL's cheap canonical terms, their partials and the rows' rounding-error bound (eps)."""
+    # in place (fewer temporaries: at 2**21-element row blocks each one costs as much as
+    # the arithmetic) unless the partials must carry a graph (double backward)
+    inplace = not (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad))
     if logs:
-        # p psi(v), v = log(q/p): psi = expm1(v) - v loses log2(2/|v|) bits near 0 only
+        # p psi(v), v = log(q/p): psi = expm1(v) - v loses log2(2/|v|) bits near 0 only.
+        # d/d log q = q - p = p expm1(v) and d/d log p = p log(p/q) = -p v sum to the term.
         v = y - x
-        em = torch.expm1(v)
         p = torch.exp(x)
         with torch.no_grad():
-            # expm1's and the subtraction's ulp, and v's own rounding amplified by e^v
-            av = v.abs()
-            aem = em.abs()
-            bound = torch.addcmul(aem, aem, av, value=0.5).add_(av).mul_(p).sum(-1).mul_(1.5)
+            vmax = v.amax(-1).clamp_min_(0.0)
+        if inplace:
+            gy = torch.expm1(v).mul_(p)
+            pv = v.mul_(p)
+        else:
+            gy = torch.expm1(v) * p
+            pv = v * p
+        with torch.no_grad():
+            # expm1's, the products' and the subtraction's ulps, and v's own rounding (half
+            # an ulp) amplified by e^v, at most by the row's largest v
+            buf = torch.abs(gy, out=p) if inplace else gy.abs()
+            agy = buf.sum(-1)
+            apv = torch.abs(pv, out=buf).sum(-1)
+            bound = apv.add_(agy).add_(agy * vmax * 0.5).mul_(1.5)
         if not grads:
-            return em.sub_(v).mul_(p), None, None, bound
-        # d/d log p = p log(p/q) = -p v, d/d log q = q - p = p expm1(v); their sum is the term
-        # (out of place when they must carry a graph: double backward)
-        gx = -(v * p)
-        gy = em * p
-        return gx + gy, gx, gy, bound
+            return gy.sub_(pv) if inplace else gy - pv, None, None, bound
+        return gy - pv, -pv, gy, bound
     # from the masses: q - p is exact where they are close, log(p/q) to half an ulp
     p, q = x, y
     d = torch.log(p / q)
     u = q - p
-    t = torch.addcmul(u, p, d)
+    pd = p * d
+    t = u + pd
     with torch.no_grad():
-        bound = torch.addcmul(u.abs(), p, d.abs(), value=2.0).add_(p).sum(-1).mul_(0.75)
+        bound = (u.abs().sum(-1) + pd.abs().sum(-1).mul_(2.0) + p.sum(-1)).mul_(0.75)
     if not grads:
         return t, None, None, bound
     # d/dp = log(p/q), d/dq = 1 - p/q
@@ -979,16 +989,20 @@ def _js(beta: float = 0.5) -> FDivergence:
             p, q = x, y
             d = torch.log(p / q)
         u_p, u_q = _log_mix_pair(d, b)
-        bp, bq = p * u_p, q * u_q
+        # in place (fewer temporaries) on the exps, unless the partials must carry a graph
+        inplace = logs and not (torch.is_grad_enabled()
+                                   and (x.requires_grad or y.requires_grad))
+        bp, bq = (p.mul_(u_p), q.mul_(u_q)) if inplace else (p * u_p, q * u_q)
         bp.mul_(b)
         bq.mul_(1.0 - b)
         t = bp + bq
         with torch.no_grad():
             # rounding-error bound: the two sides' products and their u's (log1p's ulp and
             # its argument's, and the |d| added on the smaller mass's side, which is at most
-            # twice that side's u / min(b, 1 - b)). The sides have opposite signs, so the sum
-            # of their magnitudes is |bp - bq|.
-            bound = (bp - bq).abs_().sum(-1).mul_(rounding)
+            # twice that side's u / min(b, 1 - b))
+            buf = torch.abs(bp, out=d) if inplace or (not logs and not grads) else bp.abs()
+            bound = buf.sum(-1)
+            bound = bound.add_(torch.abs(bq, out=buf).sum(-1)).mul_(rounding)
         t.neg_()
         if not grads:
             return t, None, None, bound
