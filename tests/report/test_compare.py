@@ -423,3 +423,28 @@ def test_pandas_dtypes_nullable_strings_and_categories():
     assert rep.column("flag").categories == ["False", "True"]
     for c in rep.columns:   # the same rows reordered: no difference in any histogram
         assert abs(c.measures["js"].value) < 1e-12
+
+
+def test_importing_the_report_loads_no_torch():
+    """torch loads when a comparison runs, not when the report is imported (the CLI imports
+    it to read its input and refuse bad files)."""
+    import subprocess
+    import sys
+    probe = ("import sys, divergences; base = 'torch' in sys.modules; "
+             "import divergences.report, divergences.report._render; "
+             "print(base, 'torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    base, after = res.stdout.split()
+    assert after == "False" or base == "True", res.stdout
+
+
+def test_table_width():
+    rng = np.random.default_rng(5)
+    long = "a column name well past the forty characters of a narrow terminal"
+    rep = compare({long: rng.normal(size=50), "b": rng.normal(size=50)},
+                  {long: rng.normal(size=40), "b": rng.normal(size=40)}, **FAST)
+    assert max(map(len, rep.table(width=None).splitlines())) > 100
+    assert max(map(len, rep.table(width=80).splitlines())) <= 80    # 80 columns and up
+    assert rep.table(width=120) != rep.table(width=80)

@@ -61,7 +61,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from .._permutation import check_permutations
 from ._columns import (
@@ -264,7 +263,9 @@ def _sample_index(n: int, sample: int | None, seed: int) -> np.ndarray | None:
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
     """Torch intra-op threads set to 1 while the report runs, then restored: the report
-    makes many calls on small tensors, where thread start-up dominates."""
+    makes many calls on small tensors, where thread start-up dominates. torch is imported
+    here, not at the module's top: the report's own code does not need it to import."""
+    import torch
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -330,20 +331,25 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_markdown(self) -> str:
-        """A Markdown summary: ranked column table, joint test, MI ranking."""
+        """Markdown, verdict first: the verdict, one decision per column, the details table
+        with every measure, the MI ranking and the legend."""
         from ._render import markdown
         return markdown(self)
 
     def to_html(self) -> str:
-        """A self-contained HTML page: inline CSS, plots as inline SVG, no script and no
-        external resource."""
+        """A self-contained HTML page (Jinja2 template): inline CSS, interactive Plotly charts
+        with the plotly.js bundle embedded once, a sortable and searchable table (inline
+        script); no external resource, so it works offline."""
         from ._render import html
         return html(self)
 
-    def table(self) -> str:
-        """The ranked column table as plain text (the command line prints it with rich)."""
+    def table(self, width: int | None = -1) -> str:
+        """The terminal text, verdict first: the verdict, one decision per column, the
+        details table ranked by JS divergence, the MI ranking and the legend (the command
+        line prints it, coloured with rich). ``width``: the most characters per line (default:
+        the terminal's, 80 for pipes and files; ``None``: no limit)."""
         from ._render import text_table
-        return text_table(self)
+        return text_table(self, width)
 
     def __repr__(self) -> str:
         return (f"Report({len(self.columns)} columns, reference={self.meta.get('reference')!r}, "

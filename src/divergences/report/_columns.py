@@ -79,8 +79,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .. import estimate as _estimate
-
 __all__ = [
     "BINS",
     "CATEGORICAL_MEASURES",
@@ -462,6 +460,8 @@ def _kl_measure(r: np.ndarray, c: np.ndarray, seed: int,
         # column): exactly 0
         return Measure("kl", 0.0, 0.0, 0.0, math.nan, units=UNITS["kl"], plugin=0.0), None
     try:
+        # imported here: the estimators load torch, which importing the report must not
+        from .. import estimate as _estimate
         # the estimator's default breaks ties at the data's resolution (noise="auto")
         est = _estimate.kl(r, c, seed=seed, level=level)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:

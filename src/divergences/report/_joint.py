@@ -8,9 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import kernels as _kernels
-from ..estimate import mutual_information
-
 __all__ = ["JOINT_MAX_ROWS", "benjamini_hochberg", "joint_mmd", "target_information"]
 
 #: Rows per sample used by the joint test (a random subset above this; the Gram matrix of
@@ -82,6 +79,7 @@ def joint_mmd(names: list[str], r: np.ndarray, c: np.ndarray, *, permutations: i
     if not used:
         return {"test": "mmd", "statistic": math.nan, "pvalue": math.nan, "columns": [],
                 "note": "every numeric column is constant"}
+    from .. import kernels as _kernels  # here: it loads torch, importing the report must not
     bandwidth = float(_kernels.median_bandwidth(zr, zc))
     res = _kernels.mmd_test(zr, zc, bandwidth=bandwidth, permutations=permutations, seed=seed)
     return {"test": "mmd", "statistic": float(res.statistic), "pvalue": float(res.pvalue),
@@ -118,6 +116,7 @@ def target_information(columns: list[tuple[str, str, np.ndarray]], target: np.nd
     ``"auto"``, normal interval) on the rows of both samples (pooled) where both are present;
     ranked by value, largest first. A negative estimate (and its interval) is set to 0, with
     ``clipped`` true."""
+    from ..estimate import mutual_information  # here: it loads torch (see joint_mmd)
     out = []
     for name, kind, values in columns:
         missing = target_missing | _missing_mask(values, kind)
