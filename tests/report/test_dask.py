@@ -2,6 +2,7 @@
 numbers against the local engine and exact full-data values; the command line; errors."""
 
 import json
+import re
 import sys
 
 import numpy as np
@@ -195,7 +196,12 @@ def test_meta_and_renderings(reports):
     assert "kl" in meta["sampled_measures"]
     doc = json.loads(rep.to_json())
     assert doc["meta"]["sketch"]["grid_bins"] == engine.GRID_BINS
-    assert "<svg" in rep.to_html() and "x" in rep.table()
+    # the page's own chart markers ("<svg" also matched text inside the plotly.js bundle)
+    page = rep.to_html()
+    assert 'data-figure="js"' in page and 'data-figure="mi"' in page
+    assert page.count('data-figure="col') == len(rep.columns)
+    assert '<script type="application/json" id="figures">{"js":' in page
+    assert any(re.match(r"(DRIFT|ok) +x +", line) for line in rep.table(width=None).splitlines())
 
 
 def test_csv_folder_and_equal_results_on_resplit_data(tmp_path, data, client, reports):
