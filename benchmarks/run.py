@@ -1,8 +1,13 @@
-"""Command line of the benchmarks: ``python -m benchmarks <suite> [flags]``.
+"""Command line of the runner's suites (``exact``): ``python -m benchmarks.run <suite> [flags]``.
 
-``main(argv)`` is the entry point (``divergences bench`` calls it too). It returns the exit
-status: 0 on success, 1 when two implementations of a case disagree, 2 on a usage error
-(argparse errors raise ``SystemExit`` with status 2).
+Users run them through the front, ``divergences bench exact [--out FILE]``
+(:mod:`benchmarks.__main__`, also ``python -m benchmarks``), which prints the results and
+records them only in the file named by ``--out``: it calls :func:`main` here with ``--results
+FILE`` for ``--out FILE``, ``--no-record`` otherwise. Called directly, :func:`main` keeps the
+runner's own flags: ``--results PATH``, and a full run appends to ``benchmarks/RESULTS.md``
+unless ``--no-record`` is given. It returns the exit status: 0 on success, 1 when two
+implementations of a case disagree, 2 on a usage error (argparse errors raise ``SystemExit``
+with status 2).
 
 To add a suite, write the module (protocol in :mod:`benchmarks._runner`) and list it in
 :data:`SUITES`.
