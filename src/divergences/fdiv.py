@@ -789,27 +789,39 @@ def _kl_kernel(lp, lq, d, p, q, precise):
 
 
 class _RowSum(torch.autograd.Function):
-    """``(t.sum(-1), bound)`` for elementwise terms ``t`` whose partials ``(g_x, g_y)`` come
-    in closed form from ``fn(x, y, logs) -> (t, g_x, g_y, bound)`` (autograd through the cheap forms
-    would leave the cancelling mixture derivatives to rounding). The backward pass uses the
-    saved partials, or forms them again with a graph when one is asked for (double
-    backward)."""
+    """``(values, bound)``: row sums of elementwise terms whose partials come in closed form
+    from ``fn(x, y, logs) -> (values, g_x, g_y, bound, s_x, s_y)``, the partials being
+    ``s_x * g_x`` and ``s_y * g_y`` (the scalars save a pass over the data); autograd through
+    the cheap forms would leave the cancelling mixture derivatives to rounding. The backward
+    pass uses the saved partials, or forms them again with a graph when one is asked for
+    (double backward)."""
 
     @staticmethod
     def forward(ctx, x, y, fn, logs):
-        t, gx, gy, bound = fn(x, y, logs)
-        ctx.fn, ctx.logs = fn, logs
+        val, gx, gy, bound, sx, sy = fn(x, y, logs)
+        ctx.fn, ctx.logs, ctx.signs = fn, logs, (sx, sy)
         ctx.save_for_backward(x, y, gx, gy)
         ctx.mark_non_differentiable(bound)
-        return t.sum(-1), bound
+        return val, bound
 
     @staticmethod
     def backward(ctx, go, _):
         x, y, gx, gy = ctx.saved_tensors
         if torch.is_grad_enabled():
-            _, gx, gy, _ = ctx.fn(x, y, ctx.logs)
+            _, gx, gy, _, _, _ = ctx.fn(x, y, ctx.logs)
+        sx, sy = ctx.signs
         go = go.unsqueeze(-1)
-        return (go * gx).sum_to_size(x.shape), (go * gy).sum_to_size(y.shape), None, None
+        return ((go * sx) * gx).sum_to_size(x.shape), ((go * sy) * gy).sum_to_size(y.shape), \
+            None, None
+
+
+def _row_sum(fn, x, y, logs):
+    """``(values, bound)`` of ``fn`` (see :class:`_RowSum`), through it when a gradient is
+    wanted."""
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        return _RowSum.apply(x, y, fn, logs)
+    val, _, _, bound, _, _ = fn(x, y, logs, grads=False)
+    return val, bound
 
 
 def _kl_elementwise(x, y, logs, grads=True):
@@ -837,29 +849,25 @@ def _kl_elementwise(x, y, logs, grads=True):
             agy = buf.sum(-1)
             apv = torch.abs(pv, out=buf).sum(-1)
             bound = apv.add_(agy).add_(agy * vmax * 0.5).mul_(1.5)
-        if not grads:
-            return gy.sub_(pv) if inplace else gy - pv, None, None, bound
-        return gy - pv, -pv, gy, bound
+        # the row sum as two sums: their cancellation is within the bound's terms
+        val = gy.sum(-1) - pv.sum(-1)
+        return val, pv, gy, bound, -1.0, 1.0
     # from the masses: q - p is exact where they are close, log(p/q) to half an ulp
     p, q = x, y
-    d = torch.log(p / q)
+    d = (p / q).log_() if inplace else torch.log(p / q)
     u = q - p
     pd = p * d
-    t = u + pd
+    val = u.sum(-1) + pd.sum(-1)
     with torch.no_grad():
-        bound = (u.abs().sum(-1) + pd.abs().sum(-1).mul_(2.0) + p.sum(-1)).mul_(0.75)
-    if not grads:
-        return t, None, None, bound
+        asum = torch.abs(pd, out=pd).sum(-1) if inplace else pd.abs().sum(-1)
+        bound = (u.abs().sum(-1) + asum.mul_(2.0) + p.sum(-1)).mul_(0.75)
     # d/dp = log(p/q), d/dq = 1 - p/q
-    return t, d, u / q, bound
+    return val, d, (u.div_(q) if inplace else u / q) if grads else None, bound, 1.0, 1.0
 
 
 def _kl_rows(lp, lq, masses):
     x, y = (lp, lq) if masses is None else masses
-    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
-        return _RowSum.apply(x, y, _kl_elementwise, masses is None)
-    t, _, _, bound = _kl_elementwise(x, y, masses is None, grads=False)
-    return t.sum(-1), bound
+    return _row_sum(_kl_elementwise, x, y, masses is None)
 
 
 def _kl_partial(lp, lq, precise=False):
@@ -995,7 +1003,8 @@ def _js(beta: float = 0.5) -> FDivergence:
         bp, bq = (p.mul_(u_p), q.mul_(u_q)) if inplace else (p * u_p, q * u_q)
         bp.mul_(b)
         bq.mul_(1.0 - b)
-        t = bp + bq
+        # the row sum as two sums of opposite signs: their cancellation is within the bound
+        val = (bp.sum(-1) + bq.sum(-1)).neg_().add_(0.0)  # + 0: no -0.0 at p = q
         with torch.no_grad():
             # rounding-error bound: the two sides' products and their u's (log1p's ulp and
             # its argument's, and the |d| added on the smaller mass's side, which is at most
@@ -1003,19 +1012,13 @@ def _js(beta: float = 0.5) -> FDivergence:
             buf = torch.abs(bp, out=d) if inplace or (not logs and not grads) else bp.abs()
             bound = buf.sum(-1)
             bound = bound.add_(torch.abs(bq, out=buf).sum(-1)).mul_(rounding)
-        t.neg_()
-        if not grads:
-            return t, None, None, bound
         if logs:
-            return t, bp.neg_(), bq.neg_(), bound
-        return t, u_p * -b, u_q * -(1.0 - b), bound
+            return val, bp, bq, bound, -1.0, -1.0
+        return val, u_p, u_q, bound, -b, -(1.0 - b)
 
     def rows(lp, lq, masses):
         x, y = (lp, lq) if masses is None else masses
-        if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
-            return _RowSum.apply(x, y, elementwise, masses is None)
-        t, _, _, bound = elementwise(x, y, masses is None, grads=False)
-        return t.sum(-1), bound
+        return _row_sum(elementwise, x, y, masses is None)
 
     def f_prime_log(s):
         return b * (s - torch.logaddexp(s + lb, torch.full_like(s, l1b)))
