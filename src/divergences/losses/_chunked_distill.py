@@ -58,9 +58,11 @@ def auto_chunk(n: int, v: int) -> int:
 
 
 def evaluate(fd: fdiv.FDivergence, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-    """``fdiv.evaluate(fd, lp, lq, sync=False)``: the registry's terms summed over the last
-    axis, clamped at 0, with no host synchronisation (traces under ``torch.compile``)."""
-    return fdiv.evaluate(fd, lp, lq, sync=False)
+    """``fdiv.evaluate(fd, lp, lq, sync=False, precise=False)``: the registry's terms summed
+    over the last axis, clamped at 0, with no host synchronisation (traces under
+    ``torch.compile``), without the near-diagonal series (a loss's value does not need the
+    last ulps of a term near 0; the gradient path's values are of the same precision)."""
+    return fdiv.evaluate(fd, lp, lq, sync=False, precise=False)
 
 
 # --------------------------------------------------------------------------------------------
