@@ -3,8 +3,24 @@ import pytest
 import torch
 from hypothesis import settings
 
+import divergences as dv
+
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.load_profile("ci")
+
+
+# The named measures of `divergences.*` that take one pair (p, q) and no further parameter;
+# test modules extend this table with the parametric ones they need.
+NAMED_PAIRWISE = {
+    "kl": dv.kl,
+    "js": dv.js,
+    "skew_kl": dv.skew_kl,
+    "tv": dv.tv,
+    "hellinger": dv.hellinger,
+    "chi2": dv.chi2,
+    "jeffreys": dv.jeffreys,
+    "bhattacharyya": dv.bhattacharyya,
+}
 
 
 @pytest.fixture

@@ -17,17 +17,10 @@ from scipy.spatial.distance import jensenshannon
 import divergences as dv
 from divergences import _chunked, fdiv
 
-from .conftest import random_simplex
+from .conftest import NAMED_PAIRWISE, random_simplex
 
 PAIRWISE = {
-    "kl": dv.kl,
-    "js": dv.js,
-    "skew_kl": dv.skew_kl,
-    "tv": dv.tv,
-    "hellinger": dv.hellinger,
-    "chi2": dv.chi2,
-    "jeffreys": dv.jeffreys,
-    "bhattacharyya": dv.bhattacharyya,
+    **NAMED_PAIRWISE,
     "renyi": dv.renyi,
     "alpha_divergence": dv.alpha_divergence,
     "cross_entropy": dv.cross_entropy,

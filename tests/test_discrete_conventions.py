@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 import divergences as dv
 from divergences import fdiv, gaussian, transport
 
+from .conftest import NAMED_PAIRWISE
+
 NAN = float("nan")
 
 
@@ -26,14 +28,7 @@ def _member(name):
 
 # every measure of divergences.*, as (label, fn(p, q, **kw)); single-argument ones take p only
 PAIR = {
-    "kl": dv.kl,
-    "js": dv.js,
-    "skew_kl": dv.skew_kl,
-    "tv": dv.tv,
-    "hellinger": dv.hellinger,
-    "chi2": dv.chi2,
-    "jeffreys": dv.jeffreys,
-    "bhattacharyya": dv.bhattacharyya,
+    **NAMED_PAIRWISE,
     "renyi0": lambda p, q, **k: dv.renyi(p, q, alpha=0.0, **k),
     "renyi0.5": lambda p, q, **k: dv.renyi(p, q, alpha=0.5, **k),
     "renyi1": lambda p, q, **k: dv.renyi(p, q, alpha=1.0, **k),

@@ -26,6 +26,8 @@ import torch
 import divergences as dv
 from divergences import dependence, estimate, fdiv, gaussian, kernels, losses, transport
 
+from .conftest import NAMED_PAIRWISE
+
 # --------------------------------------------------------------------------------------------
 # The exact measures over a support (the registry and its named faces)
 # --------------------------------------------------------------------------------------------
@@ -33,14 +35,7 @@ from divergences import dependence, estimate, fdiv, gaussian, kernels, losses, t
 Measure = Callable[..., Any]
 
 PAIRWISE: dict[str, Measure] = {
-    "kl": dv.kl,
-    "js": dv.js,
-    "skew_kl": dv.skew_kl,
-    "tv": dv.tv,
-    "hellinger": dv.hellinger,
-    "chi2": dv.chi2,
-    "jeffreys": dv.jeffreys,
-    "bhattacharyya": dv.bhattacharyya,
+    **NAMED_PAIRWISE,
     "renyi_0.5": lambda p, q, **kw: dv.renyi(p, q, 0.5, **kw),
     "renyi_2": lambda p, q, **kw: dv.renyi(p, q, 2.0, **kw),
     "alpha_0.5": lambda p, q, **kw: dv.alpha_divergence(p, q, 0.5, **kw),
