@@ -1,6 +1,9 @@
+import tempfile
+
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 from hypothesis import settings
 
 import divergences as dv
@@ -40,3 +43,15 @@ def random_simplex(rng, shape, zeros=0.0, concentration=1.0):
 @pytest.fixture(autouse=True)
 def _torch_seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def world1():
+    """A torch.distributed world of one rank (gloo), for in-process tests of the
+    vocab-parallel losses."""
+    with tempfile.TemporaryDirectory() as d:
+        dist.init_process_group("gloo", init_method=f"file://{d}/pg", rank=0, world_size=1)
+        try:
+            yield
+        finally:
+            dist.destroy_process_group()

@@ -364,16 +364,6 @@ def test_errors_without_group():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def world1():
-    with tempfile.TemporaryDirectory() as d:
-        dist.init_process_group("gloo", init_method=f"file://{d}/pg", rank=0, world_size=1)
-        try:
-            yield
-        finally:
-            dist.destroy_process_group()
-
-
 @pytest.mark.parametrize("divergence", ["js", "skew_reverse_kl"])
 def test_gradcheck_float64(world1, divergence):
     # gradcheck reuses the graph: later backward passes form the gradient again

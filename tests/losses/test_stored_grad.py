@@ -6,12 +6,10 @@ vocab-parallel on a world of one rank)."""
 from __future__ import annotations
 
 import math
-import tempfile
 import warnings
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from divergences import _chunked, fdiv
 from divergences.distributed import (
@@ -31,16 +29,6 @@ from ._members import member
 from ._ref import per_token, rel_err
 
 NAN = float("nan")
-
-
-@pytest.fixture(scope="module")
-def world1():
-    with tempfile.TemporaryDirectory() as d:
-        dist.init_process_group("gloo", init_method=f"file://{d}/pg", rank=0, world_size=1)
-        try:
-            yield
-        finally:
-            dist.destroy_process_group()
 
 
 def heads(n=12, h=6, v=40, seed=0, dtype=torch.float32):
