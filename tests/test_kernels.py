@@ -383,3 +383,77 @@ def test_errors():
         hsic_test(x, x, permutations=2.5)
     with pytest.raises(TypeError, match="torch tensor"):
         mmd(x, torch.tensor(y))
+
+
+# ------------------------------------------------------------------------------------------
+# NumPy path of the two-sample test: no torch, the torch path's numbers
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", K.KERNELS)
+def test_mmd_test_numpy_equals_torch(kernel):
+    rng = np.random.default_rng(21)
+    x, y = rng.normal(size=(60, 3)), rng.normal(size=(45, 3)) + 0.3
+    got = mmd_test(x, y, kernel=kernel, permutations=199, seed=4)
+    want = mmd_test(torch.tensor(x), torch.tensor(y), kernel=kernel, permutations=199, seed=4)
+    np.testing.assert_allclose(got.statistic, want.statistic, rtol=1e-12)
+    assert got.pvalue == want.pvalue and got.permutations == want.permutations == 199
+    np.testing.assert_allclose(got.statistic, mmd(x, y, kernel=kernel), rtol=1e-10)
+
+
+def test_permuted_statistics_equal_the_direct_formula():
+    # the one-product form of _mmd_from_labels against the three blocks of each relabelling
+    rng = np.random.default_rng(22)
+    z = rng.normal(size=(17, 2))
+    k = np.exp(-((z[:, None] - z[None]) ** 2).sum(-1) / 2)
+    np.fill_diagonal(k, 0.0)
+    n, perms = 7, [rng.permutation(17) for _ in range(5)]
+    labels = np.zeros((17, 5))
+    for j, p in enumerate(perms):
+        labels[p[:n], j] = 1.0
+    direct = [k[np.ix_(p[:n], p[:n])].sum() / (n * (n - 1))
+              + k[np.ix_(p[n:], p[n:])].sum() / (10 * 9)
+              - 2 * k[np.ix_(p[:n], p[n:])].sum() / (n * 10) for p in perms]
+    np.testing.assert_allclose(K._mmd_from_labels(k, labels, n), direct, rtol=1e-12)
+
+
+def test_median_bandwidth_numpy_equals_torch_above_the_subsample():
+    rng = np.random.default_rng(23)
+    x, y = rng.normal(size=(900, 2)), rng.normal(size=(700, 2))
+    assert median_bandwidth(x, y) == median_bandwidth(torch.tensor(x), torch.tensor(y))
+    x32 = x.astype(np.float32)
+    assert median_bandwidth(x32) == median_bandwidth(torch.tensor(x32))
+    ties = np.array([1.0, 1.0, 1.0, 1.0, 2.0])
+    assert median_bandwidth(ties) == median_bandwidth(torch.tensor(ties)) == 1.0
+
+
+def test_numpy_errors_are_the_torch_paths():
+    x, y = small(24)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        mmd_test(np.full((3, 2), np.nan), y)
+    with pytest.raises(ValueError, match=r"shape \(n,\) or \(n, d\)"):
+        median_bandwidth(np.zeros((2, 2, 2)))
+    with pytest.raises(TypeError, match="array of numbers"):
+        mmd_test(np.array(["a", "b"]), y[:, 0])
+    with pytest.raises(ValueError, match="same dimension"):
+        mmd_test(x, y[:, :1])
+    with pytest.raises(ValueError, match="at least 2 observations"):
+        mmd_test(x[:1], y)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        mmd_test(x, y, kernel="rbf")
+    with pytest.raises(ValueError, match="bandwidth must lie"):
+        mmd_test(x, y, bandwidth=-1.0)
+
+
+def test_numpy_mmd_test_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from divergences import kernels\n"
+            "rng = np.random.default_rng(0)\n"
+            "x, y = rng.normal(size=(50, 2)), rng.normal(size=(40, 2))\n"
+            "kernels.mmd_test(x, y, permutations=19, seed=0)\n"
+            "kernels.median_bandwidth(x, y)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -37,15 +37,41 @@ independence; Song et al. (2012), Feature selection via dependence maximization 
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from ._arrays import ArrayLike, as_samples, as_tensors, check_choice, check_range, safe_sqrt
 from ._permutation import TestResult, check_permutations, permutation_pvalue
+
+
+class _LazyModule:
+    """A module imported on its first attribute access.
+
+    :func:`mmd_test` and :func:`median_bandwidth` compute NumPy input in NumPy, so that the
+    comparison report (and anything else that passes NumPy arrays) never pays torch's import;
+    torch and the torch-side array plumbing load when a function needs them.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+if TYPE_CHECKING:
+    import torch
+
+    from . import _arrays
+    from ._arrays import ArrayLike
+else:
+    torch = _LazyModule("torch")
+    _arrays = _LazyModule("divergences._arrays")
+    ArrayLike = Any
 
 __all__ = [
     "KERNELS",
@@ -70,23 +96,40 @@ _MEDIAN_POINTS = 1000
 # --------------------------------------------------------------------------------------------
 
 
-def _sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _xp(a: Any) -> Any:
+    """The array namespace of ``a``: NumPy for NumPy arrays, torch for tensors."""
+    return np if isinstance(a, np.ndarray) else torch
+
+
+def _is_torch(*arrays: Any) -> bool:
+    # a tensor cannot exist unless torch was imported: this test never imports it
+    t = sys.modules.get("torch")
+    return t is not None and any(isinstance(a, t.Tensor) for a in arrays)
+
+
+def _sq_distances(a: Any, b: Any) -> Any:
     """Squared Euclidean distances between rows (exact differences, no cancellation)."""
     if a.shape[1] == 1:
-        return (a - b.T).square()
-    return (a[:, None, :] - b[None, :, :]).square().sum(-1)
+        return (a - b.T) ** 2
+    return ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
 
 
+def _sqrt0(x: Any) -> Any:
+    """``sqrt(max(x, 0))``; on tensors with gradient 0 at 0 (:func:`_arrays.safe_sqrt`)."""
+    if isinstance(x, np.ndarray):
+        return np.sqrt(np.maximum(x, 0.0))
+    return _arrays.safe_sqrt(x)
 
-def _log_kernel(kernel: str, h: torch.Tensor | float) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``log k`` as a function of the squared distance."""
+
+def _log_kernel(kernel: str, h: torch.Tensor | float) -> Callable[[Any], Any]:
+    """``log k`` as a function of the squared distance (NumPy or torch, as it comes)."""
     if kernel == "gaussian":
         return lambda sq: -sq / (2.0 * h * h)
     if kernel == "laplacian":
-        return lambda sq: -safe_sqrt(sq) / h
+        return lambda sq: -_sqrt0(sq) / h
     if kernel == "imq":
-        return lambda sq: -0.5 * torch.log1p(sq / (h * h))
-    return lambda sq: -torch.log1p(sq / (2.0 * h * h))
+        return lambda sq: -0.5 * _xp(sq).log1p(sq / (h * h))
+    return lambda sq: -_xp(sq).log1p(sq / (2.0 * h * h))
 
 
 def _row_blocks(n: int, m: int, d: int):
@@ -118,8 +161,9 @@ def _log_row_sums(a: torch.Tensor, logk: Callable) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _gram(a: torch.Tensor, logk: Callable) -> torch.Tensor:
-    return torch.exp(logk(_sq_distances(a, a)))
+def _gram(a: Any, logk: Callable) -> Any:
+    """The Gram matrix ``k(a_i, a_j)`` (NumPy or torch, as ``a`` comes)."""
+    return _xp(a).exp(logk(_sq_distances(a, a)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,11 +172,59 @@ def _gram(a: torch.Tensor, logk: Callable) -> torch.Tensor:
 
 
 
+def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    # an accepted value costs no import; a rejected one gets the package's one error message
+    if isinstance(value, str) and value in choices:
+        return value
+    return _arrays.check_choice(value, name, choices)
+
+
+def _check_positive(value: Any, name: str) -> float:
+    if (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)) and value > 0):
+        return float(value)
+    return _arrays.check_range(value, name, 0.0, low_open=True)
+
+
+def _numpy_samples(arrays: tuple[Any, ...], names: tuple[str, ...]) -> list[np.ndarray]:
+    """NumPy (or list) samples as ``(n, d)`` float arrays of one dtype, as the torch path
+    would compute them: integers and booleans in float64, float16 in float32, float32 kept
+    unless mixed with float64. Invalid input is handed to the torch path's checks, so that
+    the errors are the same whichever path runs."""
+    out = []
+    for a, name in zip(arrays, names):
+        try:
+            arr = np.asarray(a)
+        except (ValueError, TypeError):
+            arr = np.asarray([], dtype=object)
+        if arr.dtype.kind in "biu":
+            arr = arr.astype(np.float64)
+        elif arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        elif arr.dtype.kind != "f":
+            _arrays._to_numpy(a, name)  # raises the TypeError that names the argument
+            raise TypeError(f"{name} must be an array of real numbers")
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or not np.isfinite(arr).all():
+            _arrays.as_samples(torch.from_numpy(arr), name)  # raises the shape/finite error
+        out.append(arr)
+    dtype = np.result_type(*out)
+    return [np.ascontiguousarray(a, dtype=dtype) for a in out]
+
+
 def _prepare(
-    x: ArrayLike, y: ArrayLike, *, paired: bool, min_n: int = 1
-) -> tuple[torch.Tensor, torch.Tensor, Any]:
-    (tx, ty), wrap = as_tensors(x, y, names=("x", "y"))
-    tx, ty = as_samples(tx, "x"), as_samples(ty, "y")
+    x: ArrayLike, y: ArrayLike, *, paired: bool, min_n: int = 1, numpy_ok: bool = False
+) -> tuple[Any, Any, Any]:
+    """Both samples as ``(n, d)`` arrays of one dtype: torch tensors (and the wrapper back to
+    the caller's kind), or with ``numpy_ok`` NumPy arrays where no tensor was passed (the
+    wrapper is then ``None``)."""
+    if numpy_ok and not _is_torch(x, y):
+        tx, ty = _numpy_samples((x, y), ("x", "y"))
+        wrap = None
+    else:
+        (tx, ty), wrap = _arrays.as_tensors(x, y, names=("x", "y"))
+        tx, ty = _arrays.as_samples(tx, "x"), _arrays.as_samples(ty, "y")
     if paired and tx.shape[0] != ty.shape[0]:
         raise ValueError(
             "x and y must have the same number of observations (paired samples); got "
@@ -148,44 +240,65 @@ def _prepare(
     return tx, ty, wrap
 
 
-def _median_heuristic(z: torch.Tensor) -> float:
-    with torch.no_grad():
-        z = z.detach()
-        if z.shape[0] > _MEDIAN_POINTS:
-            idx = torch.linspace(0, z.shape[0] - 1, _MEDIAN_POINTS, device=z.device).round()
-            z = z[idx.long()]
-        n = z.shape[0]
-        if n < 2:
-            return 1.0
-        iu = torch.triu_indices(n, n, offset=1, device=z.device)
-        d = safe_sqrt(_sq_distances(z, z)[iu[0], iu[1]].double())
-        med = float(torch.quantile(d, 0.5))  # numpy's median (mean of the middle two)
-        if med > 0:
-            return med
-        pos = d[d > 0]
-        return float(pos.mean()) if pos.numel() else 1.0
+def _as_numpy64(a: Any) -> np.ndarray:
+    if isinstance(a, np.ndarray):
+        return a.astype(np.float64)
+    return a.detach().double().cpu().numpy()
 
 
-def _bandwidth(bandwidth: Any, *samples: torch.Tensor, name: str = "bandwidth") -> float:
+def _median_heuristic(z: Any) -> float:
+    # the same points, pairs and float64 arithmetic for NumPy and torch samples
+    if z.shape[0] > _MEDIAN_POINTS:
+        idx = np.linspace(0, z.shape[0] - 1, _MEDIAN_POINTS).round().astype(np.int64)
+        z = z[idx] if isinstance(z, np.ndarray) else z[torch.as_tensor(idx, device=z.device)]
+    n = z.shape[0]
+    if n < 2:
+        return 1.0
+    iu, ju = np.triu_indices(n, k=1)
+    if isinstance(z, np.ndarray):
+        sq = _sq_distances(z, z)[iu, ju]
+    else:
+        with torch.no_grad():
+            sq = _sq_distances(z.detach(), z.detach())
+        sq = _as_numpy64(sq)[iu, ju]
+    d = np.sqrt(np.maximum(_as_numpy64(sq), 0.0))
+    med = float(np.median(d))  # the mean of the middle two
+    if med > 0:
+        return med
+    pos = d[d > 0]
+    return float(pos.mean()) if pos.size else 1.0
+
+
+def _concat(samples: tuple[Any, ...]) -> Any:
+    if isinstance(samples[0], np.ndarray):
+        return np.concatenate(samples, 0)
+    return torch.cat(samples, 0)
+
+
+def _bandwidth(bandwidth: Any, *samples: Any, name: str = "bandwidth") -> float:
     if isinstance(bandwidth, str):
-        check_choice(bandwidth, name, ("median",))
-        return _median_heuristic(torch.cat(samples, 0))
-    return check_range(bandwidth, name, 0.0, low_open=True)
+        _check_choice(bandwidth, name, ("median",))
+        return _median_heuristic(_concat(samples))
+    return _check_positive(bandwidth, name)
 
 
 def median_bandwidth(x: ArrayLike, y: ArrayLike | None = None) -> float:
     """The median heuristic: median pairwise distance of the pooled sample ``[x; y]``.
 
     See the module notes for the subsampling rule above 1,000 points and the fallbacks for
-    tied data. Returns a Python float.
+    tied data. Returns a Python float; NumPy input is computed in NumPy (torch is not
+    imported), tensors in torch, with equal results.
 
     >>> median_bandwidth([0.0, 1.0, 3.0])
     2.0
     """
     arrays = (x,) if y is None else (x, y)
-    ts, _ = as_tensors(*arrays, names=("x", "y")[: len(arrays)])
-    ts = [as_samples(t, n) for t, n in zip(ts, ("x", "y"))]
-    return _median_heuristic(torch.cat(ts, 0))
+    names = ("x", "y")[: len(arrays)]
+    if _is_torch(*arrays):
+        ts, _ = _arrays.as_tensors(*arrays, names=names)
+        return _median_heuristic(torch.cat([_arrays.as_samples(t, n)
+                                            for t, n in zip(ts, names)], 0))
+    return _median_heuristic(np.concatenate(_numpy_samples(arrays, names), 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +347,7 @@ def mmd(
     """
     if not isinstance(unbiased, bool):
         raise TypeError(f"unbiased must be a bool; got {type(unbiased).__name__}")
-    check_choice(kernel, "kernel", KERNELS)
+    _check_choice(kernel, "kernel", KERNELS)
     tx, ty, wrap = _prepare(x, y, paired=False, min_n=2 if unbiased else 1)
     h = _bandwidth(bandwidth, tx, ty)
     return wrap(_mmd_sq(tx, ty, _log_kernel(kernel, h), unbiased))
@@ -261,7 +374,7 @@ def mmd_linear(
     >>> bool(mmd_linear(x, y) > 0.1)
     True
     """
-    check_choice(kernel, "kernel", KERNELS)
+    _check_choice(kernel, "kernel", KERNELS)
     tx, ty, wrap = _prepare(x, y, paired=False, min_n=2)
     h = _bandwidth(bandwidth, tx, ty)
     logk = _log_kernel(kernel, h)
@@ -289,7 +402,11 @@ def mmd_test(
 
     The pooled sample is relabelled at random ``permutations`` times
     (``numpy.random.default_rng(seed)``), with the bandwidth fixed from the observed pooled
-    sample; ``pvalue = (1 + #{MMD^2_perm >= MMD^2_obs}) / (1 + permutations)``.
+    sample; ``pvalue = (1 + #{MMD^2_perm >= MMD^2_obs}) / (1 + permutations)``. The Gram
+    matrix of the pooled sample is formed once (``N^2`` float64 values for ``N`` pooled
+    points); every statistic, observed and permuted, is computed from it by one formula
+    (:func:`_mmd_from_labels`). NumPy (or list) input is computed in NumPy without importing
+    torch; tensors in torch (float64 Gram matrix, no gradient); both give the same result.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -298,27 +415,51 @@ def mmd_test(
     0.01
     """
     p = check_permutations(permutations)
-    check_choice(kernel, "kernel", KERNELS)
-    tx, ty, _ = _prepare(x, y, paired=False, min_n=2)
+    _check_choice(kernel, "kernel", KERNELS)
+    tx, ty, _ = _prepare(x, y, paired=False, min_n=2, numpy_ok=True)
     h = _bandwidth(bandwidth, tx, ty)
-    with torch.no_grad():
-        z = torch.cat([tx, ty], 0).double()
-        k = _gram(z, _log_kernel(kernel, h)).cpu().numpy()
-    n, total = tx.shape[0], z.shape[0]
+    z = _concat((tx, ty))
+    if isinstance(z, np.ndarray):
+        k = _gram(z.astype(np.float64), _log_kernel(kernel, h))
+    else:
+        with torch.no_grad():
+            k = _gram(z.double(), _log_kernel(kernel, h)).cpu().numpy()
     np.fill_diagonal(k, 0.0)
-
-    def stat(ix: np.ndarray, iy: np.ndarray) -> float:
-        m = iy.size
-        return float(k[np.ix_(ix, ix)].sum() / (n * (n - 1)) + k[np.ix_(iy, iy)].sum()
-                     / (m * (m - 1)) - 2.0 * k[np.ix_(ix, iy)].sum() / (n * m))
-
-    observed = stat(np.arange(n), np.arange(n, total))
+    n = tx.shape[0]
     rng = np.random.default_rng(seed)
+    labels = np.zeros((z.shape[0], _PERMUTATION_BATCH))
     null = np.empty(p)
-    for b in range(p):
-        perm = rng.permutation(total)
-        null[b] = stat(perm[:n], perm[n:])
+    for s in range(0, p, _PERMUTATION_BATCH):
+        b = min(_PERMUTATION_BATCH, p - s)
+        labels[:] = 0.0
+        for j in range(b):
+            labels[rng.permutation(z.shape[0])[:n], j] = 1.0
+        null[s:s + b] = _mmd_from_labels(k, labels[:, :b], n)
+    observed = float(_mmd_from_labels(k, (np.arange(z.shape[0]) < n)[:, None] * 1.0, n)[0])
     return TestResult(observed, permutation_pvalue(observed, null), "permutation", p)
+
+
+#: Permutations of :func:`mmd_test` evaluated by one matrix product (memory: this many
+#: columns of pooled-sample length, twice).
+_PERMUTATION_BATCH = 128
+
+
+def _mmd_from_labels(k: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    r"""Unbiased ``MMD^2`` of relabellings of the pooled sample, from its Gram matrix.
+
+    ``k`` (N, N) is the Gram matrix of the pooled sample with its diagonal set to 0,
+    ``labels`` (N, B) the 0/1 indicators of the ``n`` rows called ``x`` in each of ``B``
+    relabellings. ``a = s' K s`` is the ``x``-``x`` sum, ``c = s' K 1`` gives the
+    ``x``-``y`` sum ``c - a`` and the ``y``-``y`` sum ``1'K1 - 2c + a``: one matrix product
+    for all ``B`` statistics instead of three gathered blocks per relabelling.
+    """
+    m = k.shape[0] - n
+    row = k.sum(1)
+    a = np.einsum("ib,ib->b", labels, k @ labels)
+    c = labels.T @ row
+    sxy = c - a
+    syy = row.sum() - 2.0 * c + a
+    return a / (n * (n - 1)) + syy / (m * (m - 1)) - 2.0 * sxy / (n * m)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +491,7 @@ def cauchy_schwarz(
     >>> bool(np.isclose(cauchy_schwarz(x, y, bandwidth=1.0), 2 * np.log(kxx) - 2 * np.log(kxy)))
     True
     """
-    check_choice(kernel, "kernel", KERNELS)
+    _check_choice(kernel, "kernel", KERNELS)
     tx, ty, wrap = _prepare(x, y, paired=False)
     h = _bandwidth(bandwidth, tx, ty)
     logk = _log_kernel(kernel, h)
@@ -393,7 +534,7 @@ def cs_mutual_information(
     >>> bool(dep > 10 * ind >= 0)
     True
     """
-    check_choice(kernel, "kernel", KERNELS)
+    _check_choice(kernel, "kernel", KERNELS)
     tx, ty, wrap = _prepare(x, y, paired=True)
     hx = _bandwidth(bandwidth, tx)
     hy = _bandwidth(bandwidth if bandwidth_y is None else bandwidth_y, ty, name="bandwidth_y")
@@ -468,7 +609,7 @@ def hsic(
     """
     if not isinstance(unbiased, bool):
         raise TypeError(f"unbiased must be a bool; got {type(unbiased).__name__}")
-    check_choice(kernel, "kernel", KERNELS)
+    _check_choice(kernel, "kernel", KERNELS)
     tx, ty, wrap = _prepare(x, y, paired=True, min_n=4 if unbiased else 1)
     k, g = _hsic_grams(tx, ty, kernel, bandwidth, bandwidth_y)
     return wrap(_hsic_from_grams(k, g, unbiased))
@@ -505,8 +646,8 @@ def hsic_test(
     >>> hsic_test(x, np.sin(3 * x), method="gamma").pvalue < 0.01
     True
     """
-    check_choice(method, "method", ("permutation", "gamma"))
-    check_choice(kernel, "kernel", KERNELS)
+    _check_choice(method, "method", ("permutation", "gamma"))
+    _check_choice(kernel, "kernel", KERNELS)
     tx, ty, _ = _prepare(x, y, paired=True, min_n=6 if method == "gamma" else 2)
     with torch.no_grad():
         k, g = _hsic_grams(tx.double(), ty.double(), kernel, bandwidth, bandwidth_y)

@@ -10,9 +10,9 @@ import numpy as np
 
 __all__ = ["JOINT_MAX_ROWS", "benjamini_hochberg", "joint_mmd", "target_information"]
 
-#: Rows per sample used by the joint test (a random subset above this; the Gram matrix of
-#: the pooled rows is held in memory, and each of its permutations reads three blocks of it:
-#: 70 ms per permutation at 1000 rows, a quarter of that at 500).
+#: Rows per sample used by the joint test (a random subset above this, the same rows for two
+#: copies of one table). The Gram matrix of the pooled rows is held in memory and every
+#: permutation costs one pass over it (one matrix product per batch of permutations).
 JOINT_MAX_ROWS = 500
 #: A numeric target with at most this many distinct integer values is treated as classes.
 TARGET_MAX_CLASSES = 20
@@ -79,7 +79,8 @@ def joint_mmd(names: list[str], r: np.ndarray, c: np.ndarray, *, permutations: i
     if not used:
         return {"test": "mmd", "statistic": math.nan, "pvalue": math.nan, "columns": [],
                 "note": "every numeric column is constant"}
-    from .. import kernels as _kernels  # here: it loads torch, importing the report must not
+    # NumPy samples: the test runs in NumPy and does not import torch
+    from .. import kernels as _kernels
     bandwidth = float(_kernels.median_bandwidth(zr, zc))
     res = _kernels.mmd_test(zr, zc, bandwidth=bandwidth, permutations=permutations, seed=seed)
     return {"test": "mmd", "statistic": float(res.statistic), "pvalue": float(res.pvalue),
