@@ -90,7 +90,7 @@ def test_numbers_equal_the_library_functions(small):
 
 
 def test_replicates_equal_the_library_on_explicit_resamples():
-    """The cumulative-weight path of the bootstrap and permutation replicates gives the
+    """The cumulative-count path of the bootstrap and permutation replicates gives the
     library's statistics on the resampled rows themselves."""
     from divergences.report._columns import _Sorted, hist_measures
     rng = np.random.default_rng(7)
@@ -99,15 +99,21 @@ def test_replicates_equal_the_library_on_explicit_resamples():
     pooled = np.concatenate([r, c])
     edges = adaptive_edges(pooled, BINS)
     srt = _Sorted(pooled, edges, r.size)
-    labels = np.zeros((3, pooled.size))
-    labels[:, :r.size] = 1.0
+    labels = np.zeros((3, pooled.size), dtype=bool)
+    labels[:, :r.size] = True
     labels = np.random.default_rng(1).permuted(labels, axis=1)
-    got = srt.stats(labels, 1.0 - labels)
-    short = srt.stats(labels)                       # a relabelling: the complement implied
+    g = srt.z.size
+
+    def counts(lab):                                 # copies of each distinct value chosen
+        return np.stack([np.bincount(srt.inverse[row], minlength=g) for row in lab])
+
+    got = srt.stats(counts(labels), counts(~labels))
+    short = srt.stats(counts(labels))               # a relabelling: the complement implied
     assert all(np.allclose(short[k], got[k]) for k in got)
+    assert np.allclose(srt.stats(counts(labels), wasserstein_only=True)["wasserstein"],
+                       got["wasserstein"])
     for b in range(3):
-        lab = labels[b][np.argsort(srt.order)].astype(bool)   # back to the pooled order
-        a, z = pooled[lab], pooled[~lab]
+        a, z = pooled[labels[b]], pooled[~labels[b]]
         assert got["wasserstein"][b] == pytest.approx(stats.wasserstein_distance(a, z))
         assert got["ks"][b] == pytest.approx(stats.ks_2samp(a, z).statistic)
         k = len(edges) - 1
@@ -116,6 +122,24 @@ def test_replicates_equal_the_library_on_explicit_resamples():
         want = hist_measures(ha[None], hz[None], "numeric")
         assert got["js"][b] == pytest.approx(want["js"][0])
         assert got["psi"][b] == pytest.approx(want["psi"][0])
+
+
+def test_replicate_draws_have_the_row_level_distribution():
+    """Counts per distinct value drawn directly have the mean and spread of the row-level
+    relabelling and resampling they stand for."""
+    from divergences.report._columns import _Sorted
+    pooled = np.array([0.0] * 30 + [1.0] * 20 + [2.5] * 10)
+    srt = _Sorted(pooled, adaptive_edges(pooled, BINS), 25)
+    rng = np.random.default_rng(3)
+    perm = rng.multivariate_hypergeometric(srt.sizes, 25, size=4000)
+    assert np.allclose(perm.mean(0), srt.sizes * 25 / 60, rtol=0.03)
+    assert (perm.sum(1) == 25).all() and (perm <= srt.sizes).all()
+    w = srt.permutation(2000, rng)["wasserstein"]
+    rows = []
+    for _ in range(2000):
+        lab = rng.permutation(60) < 25
+        rows.append(stats.wasserstein_distance(pooled[lab], pooled[~lab]))
+    assert abs(np.mean(w) - np.mean(rows)) < 4 * np.std(rows) / np.sqrt(1000)
 
 
 def test_joint_and_mi_equal_the_library(small):

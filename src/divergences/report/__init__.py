@@ -56,6 +56,7 @@ import datetime as _dt
 import decimal
 import math
 import numbers
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,17 +262,25 @@ def _sample_index(n: int, sample: int | None, seed: int) -> np.ndarray | None:
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Torch intra-op threads set to 1 while the report runs, then restored: the report
-    makes many calls on small tensors, where thread start-up dominates. torch is imported
-    here, not at the module's top: the report's own code does not need it to import."""
-    import torch
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread() -> Iterator[Callable[[], None]]:
+    """Torch intra-op threads set to 1 while the report runs, then restored: the estimators
+    make many calls on small tensors, where thread start-up dominates. The report never
+    imports torch for this: the context yields a function, called before each column, that
+    limits torch once something else has imported it."""
+    old: list[int] = []
+
+    def limit() -> None:
+        torch = sys.modules.get("torch")
+        if torch is not None and not old:
+            old.append(torch.get_num_threads())
+            torch.set_num_threads(1)
+
+    limit()
     try:
-        yield
+        yield limit
     finally:
-        torch.set_num_threads(old)
+        if old:
+            sys.modules["torch"].set_num_threads(old[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,8 +539,9 @@ def compare(
     cap = max(permutations, permutation_cap(len(typed), float(alpha), max_permutations))
     opts = dict(permutations=permutations, n_boot=n_boot, level=float(level), seed=seed,
                 max_permutations=cap)
-    with _one_thread():
+    with _one_thread() as limit_threads:
         for i, (c, kind, vr, vc) in enumerate(typed):
+            limit_threads()
             mr, mc = _missing_mask(kind, vr), _missing_mask(kind, vc)
             reason = _too_few(kind, vr[~mr], vc[~mc], ref_label, cur_label)
             if reason is None:
@@ -568,6 +578,7 @@ def compare(
             tr_full, tc_full = ref[target], cur[target]
             tr = tr_full if idx[0] is None else tr_full[idx[0]]
             tc = tc_full if idx[1] is None else tc_full[idx[1]]
+            limit_threads()
             mi = _target_mi(compared, tr, tc, target, ref_label, cur_label, seed, float(level))
 
     # the joint test works on one large Gram matrix: torch's threads help there

@@ -49,7 +49,8 @@ to contain ``T_bc`` if needed. ``kl`` takes the value and interval of
 * ``js``, ``psi``, ``wasserstein`` of numeric columns: permutation tests (for ``js`` and
   ``psi``, a relabelling of the rows is drawn as the multivariate hypergeometric split of the
   pooled bin counts it amounts to, so its cost does not grow with the row count; for
-  ``wasserstein`` at most :data:`PERMUTATION_CELLS` permuted rows in all), *adaptive in
+  ``wasserstein`` a relabelling splits the copies of each distinct pooled value the same way,
+  at most :data:`PERMUTATION_CELLS` distinct values x permutations in all), *adaptive in
   number*: ``permutations`` relabellings of the pooled rows, then ten times more (99, 999,
   9999, ...) while a measure has fewer than :data:`MIN_EXCEEDANCES` permuted statistics at
   least as large as the observed one, up to ``max_permutations``;
@@ -59,9 +60,10 @@ to contain ``T_bc`` if needed. ``kl`` takes the value and interval of
 * ``kl`` has no p-value (NaN): a permutation test of the neighbour estimator costs a
   neighbour search per permutation and tests the same ``H0`` as ``ks``.
 
-The permutation and bootstrap replicates of a numeric column are computed from cumulative
-weights over the sorted pooled sample (one pass per replicate, no sort), so thousands of
-them cost little.
+The permutation and bootstrap replicates of a numeric column are drawn as counts per distinct
+pooled value (multivariate hypergeometric and multinomial, the distributions the row-level
+draws have) and evaluated from cumulative counts over the sorted distinct values (one pass
+per replicate, no sort): a replicate costs the number of distinct values, not of rows.
 
 The **drift decision** of a column (:func:`decide`, run by :func:`divergences.report.compare`)
 rests on one test per column, ``KS`` for numeric and ``chi-square`` for categorical columns,
@@ -77,7 +79,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "BINS",
@@ -123,8 +124,9 @@ def permutation_cap(columns: int, alpha: float, maximum: int = MAX_PERMUTATIONS)
 #: Cochran's rule: asymptotic chi-square p-values when every expected count is at least this.
 MIN_EXPECTED = 5.0
 _CELLS = 4_000_000     # replicate x row cells per batch (bounds memory)
-#: Row-permutations x rows at most for the Wasserstein permutation test (its time): at a
-#: million rows per data set, the ``permutations`` asked for and no more.
+#: Permutations x distinct values at most for the Wasserstein permutation test (its time):
+#: for a continuous column of a million rows per data set, the ``permutations`` asked for
+#: and no more.
 PERMUTATION_CELLS = 200_000_000
 
 
@@ -378,41 +380,50 @@ def _batch(rows: int) -> int:
 
 
 class _Sorted:
-    """The pooled sample sorted once; statistics of weighted replicates from cumulative sums.
+    """The pooled sample as its sorted distinct values; statistics of replicates from
+    cumulative counts.
 
-    A replicate gives every pooled value a weight in the reference (``wr``) and in the current
-    sample (``wc``): 0/1 labels for a permutation, multinomial counts for a bootstrap. The
-    two empirical CDFs are then cumulative sums in sorted order, from which come the
-    Wasserstein-1 distance (``sum |F_r - F_c| dz``), the KS statistic (at the last value of
-    each run of ties) and the bin counts (differences of the cumulative sums at the bins'
-    first positions), without sorting any replicate.
+    A replicate (a relabelling or a bootstrap resample) says how many copies of each distinct
+    pooled value go to the reference (``wr``) and to the current sample (``wc``). Every
+    measure depends on it through these counts only: the two empirical CDFs step at the
+    distinct values, so the Wasserstein-1 distance is ``sum |F_r - F_c| dz`` over the gaps
+    between them, the KS statistic the largest ``|F_r - F_c|``, and the bin counts are
+    differences of the cumulative counts at each bin's first value. A column with ``G``
+    distinct values costs ``G`` per replicate whatever its row count (most real columns are
+    rounded or integer-valued: ties cost nothing).
+
+    Replicates are drawn in these counts directly, with the distribution the row-level draw
+    has: a relabelling of the pooled rows splits the copies of the values by a multivariate
+    hypergeometric draw (:meth:`permutation`); resampling each sample's rows with replacement
+    gives multinomial counts on its own values (:meth:`bootstrap`).
     """
 
     def __init__(self, pooled: np.ndarray, edges: np.ndarray, n: int) -> None:
-        self.order = np.argsort(pooled, kind="stable")
-        self.z = pooled[self.order]
+        self.z, self.inverse = np.unique(pooled, return_inverse=True)
+        self.inverse = self.inverse.reshape(-1)
         self.dz = np.diff(self.z)
-        self.ends = np.flatnonzero(np.r_[self.dz > 0, True])
+        self.sizes = np.bincount(self.inverse, minlength=self.z.size)
+        self.ref = np.bincount(self.inverse[:n], minlength=self.z.size)
         self.k = max(len(edges) - 1, 1)
         codes = bin_codes(self.z, edges)
         self.starts = np.searchsorted(codes, np.arange(self.k + 1))
-        self.starts[-1] = pooled.size
+        self.starts[-1] = self.z.size
         self.n, self.m = n, pooled.size - n
-        is_ref = np.zeros(pooled.size, dtype=bool)
-        is_ref[:n] = True
-        self.is_ref = is_ref[self.order]
 
-    def stats(self, wr: np.ndarray, wc: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Statistics of replicates with weights ``wr``, ``wc`` (B, N); ``wc=None`` means
-        ``1 - wr`` (a relabelling), whose cumulative sum is ``1, 2, ..., N`` minus ``wr``'s."""
+    def stats(self, wr: np.ndarray, wc: np.ndarray | None = None, *,
+              wasserstein_only: bool = False) -> dict[str, np.ndarray]:
+        """Statistics of replicates with counts ``wr``, ``wc`` (B, G) per distinct value;
+        ``wc=None`` means the rest of the pooled copies (a relabelling)."""
         cr = np.cumsum(wr, axis=1, dtype=np.float64)
-        cc = (np.arange(1.0, wr.shape[1] + 1.0) - cr if wc is None
+        cc = (np.cumsum(self.sizes, dtype=np.float64) - cr if wc is None
               else np.cumsum(wc, axis=1, dtype=np.float64))
         nr, nc = cr[:, -1:], cc[:, -1:]
         gap = np.abs(cr / nr - cc / nc)
-        out = {"wasserstein": gap[:, :-1] @ self.dz if self.dz.size else np.zeros(len(wr)),
-               "ks": gap[:, self.ends].max(axis=1)}
-        # counts below each bin's first position (0 before the first bin)
+        out = {"wasserstein": gap[:, :-1] @ self.dz if self.dz.size else np.zeros(len(wr))}
+        if wasserstein_only:
+            return out
+        out["ks"] = gap.max(axis=1)
+        # counts below each bin's first value (0 before the first bin)
         last = self.starts - 1
         below_r = np.where(last >= 0, cr[:, np.maximum(last, 0)], 0.0)
         below_c = np.where(last >= 0, cc[:, np.maximum(last, 0)], 0.0)
@@ -420,25 +431,20 @@ class _Sorted:
         return out
 
     def observed(self) -> dict[str, float]:
-        wr = self.is_ref[None].astype(np.float64)
+        wr = self.ref[None].astype(np.float64)
         return {k: float(v[0]) for k, v in self.stats(wr).items()}
 
     def bootstrap(self, b: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        pos_r, pos_c = np.flatnonzero(self.is_ref), np.flatnonzero(~self.is_ref)
-        wr = np.zeros((b, self.z.size))
-        wc = np.zeros((b, self.z.size))
-        wr[:, pos_r] = rng.multinomial(self.n, np.full(self.n, 1.0 / self.n), size=b)
-        wc[:, pos_c] = rng.multinomial(self.m, np.full(self.m, 1.0 / self.m), size=b)
+        cur = self.sizes - self.ref
+        wr = rng.multinomial(self.n, self.ref / self.n, size=b)
+        wc = rng.multinomial(self.m, cur / self.m, size=b)
         return self.stats(wr, wc)
 
     def permutation(self, b: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        # n of the N pooled values drawn at random for the reference: the n smallest of N
-        # uniform keys (argpartition is about twice as fast as shuffling rows)
-        keys = rng.random((b, self.z.size))
-        chosen = np.argpartition(keys, self.n - 1, axis=1)[:, :self.n]
-        labels = np.zeros((b, self.z.size))
-        np.put_along_axis(labels, chosen, 1.0, axis=1)
-        return self.stats(labels)
+        # numpy's "marginals" draw costs a step per distinct value, "count" one per row
+        method = "marginals" if 20 * self.z.size < self.n else "count"
+        wr = rng.multivariate_hypergeometric(self.sizes, self.n, size=b, method=method)
+        return self.stats(wr, wasserstein_only=True)
 
 
 def _replicates(fn: Callable[[int], dict[str, np.ndarray]], total: int,
@@ -492,6 +498,8 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
     plugin = srt.observed()
     # the library's own functions for the reported plug-in values (the cumulative-sum path
     # equals them to rounding; it is used for the replicates)
+    from scipy import stats  # here: scipy.stats takes a second to import, --help must not
+
     with warnings.catch_warnings():
         # with ties the exact distribution may fail; scipy then falls back to the asymptotic
         # one, which is what we want, without the warning reaching the user
@@ -500,7 +508,7 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
     plugin["ks"] = float(ks.statistic)
 
     rng = np.random.default_rng([seed, 1])
-    boot = _replicates(lambda b: srt.bootstrap(b, rng), n_boot, n + m)
+    boot = _replicates(lambda b: srt.bootstrap(b, rng), n_boot, srt.z.size)
     cap = max(permutations, max_permutations)
     # js and psi depend on the rows only through the bin counts: relabelling the rows splits
     # the pooled bin counts by a multivariate hypergeometric draw, whatever the row count
@@ -513,13 +521,13 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
 
     perm = adaptive_permutation({k: plugin[k] for k in ("js", "psi")}, draw_bins,
                                 permutations, cap)
-    # wasserstein needs every relabelled row: at most PERMUTATION_CELLS row-permutations
+    # wasserstein needs the split of every distinct value: at most PERMUTATION_CELLS in all
     prng = np.random.default_rng([seed, 3])
-    w_cap = max(permutations, min(cap, PERMUTATION_CELLS // (n + m)))
+    w_cap = max(permutations, min(cap, PERMUTATION_CELLS // srt.z.size))
     perm.update(adaptive_permutation(
         {"wasserstein": plugin["wasserstein"]},
         lambda b: {"wasserstein": _replicates(lambda bb: srt.permutation(bb, prng), b,
-                                              n + m)["wasserstein"]},
+                                              srt.z.size)["wasserstein"]},
         permutations, w_cap))
     measures: dict[str, Measure] = {}
     for key in ("js", "wasserstein", "psi", "ks"):
@@ -575,6 +583,8 @@ def table_tests(hr: np.ndarray, hc: np.ndarray, seed: int, permutations: int,
     k = hr.size
     if k < 2:
         return {name: (1.0, False, "chi-square") for name in ("js", "tv", "chi2", "pearson")}
+    from scipy import stats  # here: see compare_numeric
+
     table = np.vstack([hr, hc])
     expected = stats.contingency.expected_freq(table)
     if expected.min() >= MIN_EXPECTED:
@@ -665,6 +675,8 @@ def missing_test(result: ColumnResult) -> None:
     (left NaN when neither data set misses a value)."""
     if result.missing_reference == 0 and result.missing_current == 0:
         return
+    from scipy import stats  # here: see compare_numeric
+
     table = [[result.missing_reference, result.n_reference],
              [result.missing_current, result.n_current]]
     result.missing_pvalue = float(stats.fisher_exact(table).pvalue)
