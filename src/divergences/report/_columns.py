@@ -487,6 +487,27 @@ def _kl_measure(r: np.ndarray, c: np.ndarray, seed: int,
                    plugin=raw), None
 
 
+def ks_test(r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    """The two-sample Kolmogorov-Smirnov statistic and p-value (:func:`scipy.stats.ks_2samp`,
+    exact for small samples, asymptotic for large ones), the numeric columns' drift test.
+
+    With tied values (counts, rounded data) both p-values are those of continuous data,
+    which are conservative: the test then rejects less often than its level, never more
+    (``tests/report/test_compare.py`` checks it on Poisson counts).
+
+    >>> ks_test(np.arange(10.0), np.arange(10.0) + 0.5)
+    (0.1, 1.0)
+    """
+    from scipy import stats  # here: scipy.stats takes a second to import, --help must not
+
+    with warnings.catch_warnings():
+        # with ties the exact distribution may fail; scipy then falls back to the asymptotic
+        # one, which is what we want, without the warning reaching the user
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ks = stats.ks_2samp(r, c)
+    return float(ks.statistic), float(ks.pvalue)
+
+
 def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: int, n_boot: int,
                     level: float, seed: int, missing: tuple[int, int] = (0, 0),
                     max_permutations: int = MAX_PERMUTATIONS) -> ColumnResult:
@@ -496,16 +517,8 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
     edges = adaptive_edges(pooled, BINS)
     srt = _Sorted(pooled, edges, n)
     plugin = srt.observed()
-    # the library's own functions for the reported plug-in values (the cumulative-sum path
-    # equals them to rounding; it is used for the replicates)
-    from scipy import stats  # here: scipy.stats takes a second to import, --help must not
-
-    with warnings.catch_warnings():
-        # with ties the exact distribution may fail; scipy then falls back to the asymptotic
-        # one, which is what we want, without the warning reaching the user
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ks = stats.ks_2samp(r, c)
-    plugin["ks"] = float(ks.statistic)
+    ks_stat, ks_p = ks_test(r, c)
+    plugin["ks"] = ks_stat
 
     rng = np.random.default_rng([seed, 1])
     boot = _replicates(lambda b: srt.bootstrap(b, rng), n_boot, srt.z.size)
@@ -533,7 +546,7 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
     for key in ("js", "wasserstein", "psi", "ks"):
         value, lo, hi, clipped = bias_corrected(key, plugin[key], boot[key], level)
         if key == "ks":
-            p, floor, test = float(ks.pvalue), False, "KS"
+            p, floor, test = ks_p, False, "KS"
         else:
             p, floor, b = perm[key]
             test = f"permutation ({b})"
@@ -546,7 +559,7 @@ def compare_numeric(name: str, r: np.ndarray, c: np.ndarray, *, permutations: in
         name=name, kind="numeric", n_reference=n, n_current=m, missing_reference=missing[0],
         missing_current=missing[1], measures={k: measures[k] for k in NUMERIC_MEASURES},
         reference_counts=hr.astype(int).tolist(), current_counts=hc.astype(int).tolist(),
-        edges=edges.tolist(), drift_test="KS", drift_pvalue=float(ks.pvalue))
+        edges=edges.tolist(), drift_test="KS", drift_pvalue=ks_p)
     if note:
         res.notes.append(note)
     return res
