@@ -434,3 +434,42 @@ def test_real_data_intervals_never_below_zero_and_around_the_value(tmp_path, cli
             assert 0 <= m.ci_low <= m.value <= m.ci_high, (c.name, name, m)
     assert rep.column("diagnosis").kind == "categorical"
     assert rep.meta["drifted"] <= 3          # a random split: (almost) nothing drifts
+
+
+def test_numeric_ids_are_skipped_as_the_local_engine_skips_them(tmp_path, client):
+    """Numeric ID columns, found from the sketches (monotone across partitions) or by the
+    occupancy pass (dense, shuffled, no value twice), are skipped with the local engine's
+    reason; near-IDs (one value twice, in two partitions; monotone within partitions only)
+    are compared, as the local engine compares them (issue 13)."""
+    rng = np.random.default_rng(9)
+    parts, n = 4, 60
+    for name, offset in (("ref", 0), ("cur", 10_000)):
+        folder = tmp_path / name
+        folder.mkdir()
+        shuffled = rng.permutation(parts * n) + offset
+        dup = rng.permutation(parts * n) + offset
+        dup[-1] = dup[0]                                # the same value in two partitions
+        for i in range(parts):
+            rows = slice(i * n, (i + 1) * n)
+            pd.DataFrame({
+                "x": rng.normal(size=n),
+                "row_id": np.arange(i * n, (i + 1) * n) + offset,          # increasing
+                "countdown": np.arange(parts * n - i * n, parts * n - (i + 1) * n, -1),
+                "shuffled": shuffled[rows],
+                "dup": dup[rows],
+                "restarts": np.arange(n) * 10 + i,       # increasing within partitions only
+            }).to_parquet(folder / f"part-{i}.parquet", index=False)
+    ref, cur = str(tmp_path / "ref"), str(tmp_path / "cur")
+    rep = compare(ref, cur, engine="dask", scheduler=client, sample=100, permutations=5,
+                  n_boot=3)
+    local = compare(read_table(tmp_path / "ref"), read_table(tmp_path / "cur"), sample=100,
+                    permutations=5, n_boot=3)
+    want = [{"column": c, "reason": "unique per row: looks like an ID"}
+            for c in ("row_id", "countdown", "shuffled")]
+    assert rep.skipped == local.skipped == want
+    assert sorted(c.name for c in rep.columns) == sorted(c.name for c in local.columns) \
+        == ["dup", "restarts", "x"]
+    # numeric= keeps an ID column in the comparison, as with the local engine
+    kept = compare(ref, cur, engine="dask", scheduler=client, sample=100, permutations=5,
+                   n_boot=3, numeric=["shuffled"])
+    assert "shuffled" in [c.name for c in kept.columns]

@@ -100,6 +100,7 @@ FREE_TEXT_SHARE = 0.5
 #: ... and at least this many distinct values (a short categorical column may be all distinct).
 FREE_TEXT_MIN_DISTINCT = 50
 TIMESTAMP_REASON = "timestamps and durations are not compared"
+NUMERIC_ID_REASON = "unique per row: looks like an ID"
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def _unique_reason(kind: str, vr: np.ndarray, vc: np.ndarray) -> str | None:
         dense = all(p.size == 0 or p.max() - p.min() + 1 <= 2 * p.size for p in present)
         monotone = all(p.size < 2 or np.all(np.diff(p) > 0) or np.all(np.diff(p) < 0)
                        for p in present)
-        return "unique per row: looks like an ID" if dense or monotone else None
+        return NUMERIC_ID_REASON if dense or monotone else None
     distinct = [np.unique(p.astype(str)).size for p in present]
     if all(d == p.size for d, p in zip(distinct, present)):
         return "unique per row: looks like an ID or free text"

@@ -85,6 +85,8 @@ from ._sketch import (
     grid,
     histogram,
     ks_from_histograms,
+    merge_occupancy,
+    occupancy,
     quantile_edges,
     wasserstein_from_histograms,
 )
@@ -97,6 +99,11 @@ GRID_BINS = 4096
 DEFAULT_SAMPLE = 5000
 #: Sketches merged per task in the reduction tree.
 FAN_IN = 8
+#: The widest range of integers (max - min + 1) a dense numeric column may span in one data
+#: set for the dask engine to check whether it is unique per row, as the local engine does
+#: (a bitmap of this many bits, 256 MiB, per task at most); a wider non-monotone column is
+#: compared as data.
+ID_BITMAP_BITS = 1 << 31
 #: Seconds to wait for a scheduler given by address.
 CONNECT_TIMEOUT = 10.0
 #: Options of the :class:`distributed.LocalCluster` started when no scheduler is given
@@ -193,6 +200,29 @@ def partition_histograms(df: Any, grids: dict[str, np.ndarray], label: str) -> d
         kind, v = _classified(df, c, label)
         out[c] = (histogram(v, g) if kind == "numeric"
                   else np.zeros(max(g.size - 1, 1), dtype=np.int64))
+    return out
+
+
+def partition_occupancy(df: Any, ranges: dict[str, tuple[int, int]],
+                        label: str) -> dict[str, tuple[np.ndarray, bool]]:
+    """Pass 2 for the columns that may be numeric IDs: the integers each holds among
+    ``ranges[column] = (low, size)`` and whether one occurs twice (:func:`._sketch.occupancy`).
+    """
+    out = {}
+    for c, (low, size) in ranges.items():
+        kind, v = _classified(df, c, label)
+        out[c] = (occupancy(v, low, size) if kind == "numeric"
+                  else (np.zeros((size + 7) // 8, dtype=np.uint8), False))
+    return out
+
+
+def merge_occupancies(parts: Sequence[dict[str, tuple[np.ndarray, bool]]]
+                      ) -> dict[str, tuple[np.ndarray, bool]]:
+    """Occupancies of several partitions together, column by column."""
+    out = dict(parts[0])
+    for p in parts[1:]:
+        for c, occ in p.items():
+            out[c] = merge_occupancy(out[c], occ)
     return out
 
 
@@ -435,20 +465,51 @@ def _kind(sr: Any, sc: Any, column: str, names: tuple[str, str],
 def _skip_reason(kind: str, sr: Any, sc: Any, names: tuple[str, str],
                  overridden: bool) -> str | None:
     """Why a column is listed under ``skipped`` instead of compared (as the local engine
-    says it): too few numeric values, or a text column unique per row (an ID or free text;
-    a numeric ID is not detected from the sketches)."""
-    from . import MIN_ID_ROWS, MIN_NUMERIC_ROWS
+    says it): too few numeric values, a text column unique per row (an ID or free text), or
+    a numeric column whose values strictly increase or decrease in both data sets (an ID;
+    a dense one in shuffled order is found in pass 2, :func:`_numeric_id`)."""
+    from . import MIN_ID_ROWS, MIN_NUMERIC_ROWS, NUMERIC_ID_REASON
     if kind == "numeric":
         for sk, label in ((sr, names[0]), (sc, names[1])):
             if sk.n < MIN_NUMERIC_ROWS:
                 return (f"{sk.n} values in {label}; numeric columns need at least "
                         f"{MIN_NUMERIC_ROWS}")
+        if not overridden and _numeric_id(sr, sc)[0] == "id":
+            return NUMERIC_ID_REASON
         return None
     if (not overridden and isinstance(sr, CategoricalSketch) and sr.n + sc.n >= MIN_ID_ROWS
             and all(v == 1 for v in sr.counts.values())
             and all(v == 1 for v in sc.counts.values())):
         return "unique per row: looks like an ID or free text"
     return None
+
+
+def _numeric_id(sr: NumericSketch,
+                sc: NumericSketch) -> tuple[str | None, dict[int, tuple[int, int]]]:
+    """The local engine's rule for numeric IDs (:func:`divergences.report._unique_reason`:
+    whole numbers, unique per row in each data set, and dense, ``max - min + 1 <= 2 n``, in
+    both or strictly monotone in row order in both), from the merged sketches.
+
+    ``("id", {})``: an ID (monotone values are unique); ``("check", ranges)``: an ID if the
+    data sets listed, ``{0: reference, 1: current}`` -> ``(low, size)``, hold no value twice
+    (pass 2 counts it, :func:`partition_occupancy`); ``(None, {})``: not an ID.
+    """
+    from . import MIN_ID_ROWS
+    sides = (sr, sc)
+    if sr.n + sc.n < MIN_ID_ROWS or not all(s.integer for s in sides):
+        return None, {}
+    monotone = [s.n < 2 or s.increasing or s.decreasing for s in sides]
+    if all(monotone):
+        return "id", {}
+    span = [int(s.maximum - s.minimum) + 1 if s.n else 0 for s in sides]
+    # n distinct integers need a span of at least n; dense means at most 2 n
+    if not all(s.n <= w <= 2 * s.n for s, w in zip(sides, span)):
+        return None, {}
+    ranges = {i: (int(s.minimum), w) for i, (s, w, mono) in enumerate(zip(sides, span, monotone))
+              if not mono}
+    if any(w > ID_BITMAP_BITS for _, w in ranges.values()):
+        return None, {}
+    return "check", ranges
 
 
 def _as_categories(s: Any) -> CategoricalSketch:
@@ -483,7 +544,7 @@ def compare_dask(
     DataFrames. ``sample``: rows per data set for the sampled measures (default
     :data:`DEFAULT_SAMPLE`). ``grid_bins``: bins of the grid numeric columns are counted on.
     """
-    from . import _adjust, _check_int, _sample_index, compare
+    from . import NUMERIC_ID_REASON, _adjust, _check_int, _sample_index, compare
     from ._columns import decide, missing_test
 
     _require_dask()
@@ -547,17 +608,27 @@ def compare_dask(
             raise InputError(f"no column of {ref_label} and {cur_label} can be compared "
                              f"({'; '.join(s['column'] + ': ' + s['reason'] for s in skipped)})")
         grids = {}
+        id_ranges: list[dict[str, tuple[int, int]]] = [{}, {}]
         for c, kind in kinds.items():
             if kind == "numeric":
                 pooled = sk_r[c].merge(sk_c[c])
                 grids[c] = grid(pooled.minimum, pooled.maximum, grid_bins)
+                verdict, ranges = _numeric_id(sk_r[c], sk_c[c])
+                if verdict == "check" and c not in (overrides or {}):
+                    for side, span in ranges.items():
+                        id_ranges[side][c] = span
+        id_check = set(id_ranges[0]) | set(id_ranges[1])
 
         # Pass 2: grid histograms, and the rows of the sample.
         hist_leaves: list[list[Any]] = []
         row_leaves: list[list[Any]] = []
-        for ps, label, size in zip(parts, names, sizes):
+        occ_leaves: list[list[Any]] = []
+        for ps, label, size, ranges in zip(parts, names, sizes, id_ranges):
             hist_leaves.append([dask.delayed(partition_histograms)(p, grids, label) for p in ps]
                                if grids else [])
+            # a dense integer column in shuffled order is an ID if no value occurs twice
+            occ_leaves.append([dask.delayed(partition_occupancy)(p, ranges, label) for p in ps]
+                              if ranges else [])
             idx = _sample_index(int(size.sum()), sample, seed)
             offsets = np.concatenate([[0], np.cumsum(size)])
             takes = []
@@ -569,17 +640,30 @@ def compare_dask(
                 if hi > lo:
                     takes.append(dask.delayed(partition_rows)(p, idx[lo:hi] - offsets[i], wanted))
             row_leaves.append(takes)
-        flat = [d for side in hist_leaves + row_leaves for d in side]
+        flat = [d for side in hist_leaves + row_leaves + occ_leaves for d in side]
         futures = _leaves(client, flat, progress, COUNTING)
         pieces, at = [], 0
-        for side in hist_leaves + row_leaves:
+        for side in hist_leaves + row_leaves + occ_leaves:
             pieces.append(futures[at:at + len(side)])
             at += len(side)
         hists = [_merged(client, fs, merge_histograms) if fs else None for fs in pieces[:2]]
-        rows = [client.submit(concat_rows, fs) for fs in pieces[2:]]
+        rows = [client.submit(concat_rows, fs) for fs in pieces[2:4]]
+        occs = [_merged(client, fs, merge_occupancies) if fs else None for fs in pieces[4:]]
         hist_r, hist_c = (client.gather(h) if h is not None else {} for h in hists)
         sample_r, sample_c = client.gather(rows)
+        occ_r, occ_c = (client.gather(o) if o is not None else {} for o in occs)
         npart = [len(ps) for ps in parts]
+
+    for c in sorted(id_check):
+        if not any(occ[c][1] for occ in (occ_r, occ_c) if c in occ):
+            skipped.append({"column": c, "reason": NUMERIC_ID_REASON})
+            del kinds[c]
+    if not kinds:
+        raise InputError(f"no column of {ref_label} and {cur_label} can be compared "
+                         f"({'; '.join(s['column'] + ': ' + s['reason'] for s in skipped)})")
+    # the local engine's order: one-sided columns first, then the columns as chosen
+    position = {c: i for i, c in enumerate(chosen)}
+    skipped.sort(key=lambda s: position.get(s["column"], -1))
 
     cat = [c for c, k in kinds.items() if k == "categorical" and (overrides or {}).get(c)]
     local = compare(sample_r, sample_c, target, columns=list(kinds), sample=None, seed=seed,

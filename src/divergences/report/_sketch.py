@@ -10,7 +10,10 @@ maxima; to rounding for the moments).
     count of present values, count of missing (NaN) values, minimum, maximum, mean and sum of
     squared deviations (merged by Chan et al.'s pairwise update), and the counts of each
     distinct value while there are at most ``cap`` of them (``None`` beyond; a numeric column
-    given in ``categorical=`` is compared as categories from these counts).
+    given in ``categorical=`` is compared as categories from these counts); and, for the
+    detection of numeric ID columns, whether every value is an integer, the first and last
+    present values and whether the values strictly increase (or decrease) in row order
+    (merged in partition order).
 :class:`CategoricalSketch`
     count of each category (text) and of missing values.
 :func:`histogram`
@@ -51,6 +54,8 @@ __all__ = [
     "grid",
     "histogram",
     "ks_from_histograms",
+    "merge_occupancy",
+    "occupancy",
     "quantile_edges",
     "wasserstein_from_histograms",
 ]
@@ -78,7 +83,11 @@ class NumericSketch:
 
     ``mean`` and ``m2`` (sum of squared deviations from the mean) are NaN and 0 without
     present values; ``minimum``/``maximum`` are ``+inf``/``-inf`` then. ``distinct`` maps each
-    value to its count while there are at most ``cap`` values, else is ``None``.
+    value to its count while there are at most ``cap`` values, else is ``None``. ``integer``:
+    every present value is a whole number; ``first``/``last``: the first and last present
+    values in row order (NaN without values); ``increasing``/``decreasing``: the present
+    values strictly increase/decrease in row order (true for fewer than two values). Merges
+    must follow the row order (``a.merge(b)``: ``a``'s rows come first).
 
     >>> s = NumericSketch.of(np.array([1.0, 2.0, 2.0, np.nan]))
     >>> s.n, s.missing, s.minimum, s.maximum, s.mean, s.variance
@@ -95,6 +104,11 @@ class NumericSketch:
     m2: float
     distinct: dict[float, int] | None
     cap: int = DISTINCT_CAP
+    integer: bool = True
+    first: float = math.nan
+    last: float = math.nan
+    increasing: bool = True
+    decreasing: bool = True
 
     @classmethod
     def of(cls, values: np.ndarray, cap: int = DISTINCT_CAP) -> NumericSketch:
@@ -110,7 +124,11 @@ class NumericSketch:
         vals, counts = np.unique(x, return_counts=True)
         distinct = ({float(a): int(c) for a, c in zip(vals, counts)} if vals.size <= cap
                     else None)
-        return cls(n, int(nan.sum()), float(x.min()), float(x.max()), mean, m2, distinct, cap)
+        step = np.diff(x)
+        return cls(n, int(nan.sum()), float(x.min()), float(x.max()), mean, m2, distinct, cap,
+                   integer=bool(np.all(vals == np.round(vals))), first=float(x[0]),
+                   last=float(x[-1]), increasing=bool(np.all(step > 0)),
+                   decreasing=bool(np.all(step < 0)))
 
     def merge(self, other: NumericSketch) -> NumericSketch:
         """The sketch of the concatenation of the two partitions."""
@@ -122,9 +140,20 @@ class NumericSketch:
             delta = other.mean - self.mean
             mean = self.mean + delta * other.n / n
             m2 = self.m2 + other.m2 + delta * delta * self.n * other.n / n
+        if self.n == 0 or other.n == 0:
+            a = other if self.n == 0 else self
+            order = dict(first=a.first, last=a.last, increasing=a.increasing,
+                         decreasing=a.decreasing)
+        else:
+            order = dict(first=self.first, last=other.last,
+                         increasing=(self.increasing and other.increasing
+                                     and self.last < other.first),
+                         decreasing=(self.decreasing and other.decreasing
+                                     and self.last > other.first))
         return NumericSketch(n, self.missing + other.missing, min(self.minimum, other.minimum),
                              max(self.maximum, other.maximum), mean, m2,
-                             _merge_counts(self.distinct, other.distinct, self.cap), self.cap)
+                             _merge_counts(self.distinct, other.distinct, self.cap), self.cap,
+                             integer=self.integer and other.integer, **order)
 
     @property
     def variance(self) -> float:
@@ -134,14 +163,45 @@ class NumericSketch:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NumericSketch):
             return NotImplemented
-        same = (self.n, self.missing, self.minimum, self.maximum, self.distinct, self.cap) == (
-            other.n, other.missing, other.minimum, other.maximum, other.distinct, other.cap)
+        keys = ("n", "missing", "minimum", "maximum", "distinct", "cap", "integer",
+                "increasing", "decreasing")
+        same = all(getattr(self, k) == getattr(other, k) for k in keys) and all(
+            getattr(self, k) == getattr(other, k) or (math.isnan(getattr(self, k))
+                                                      and math.isnan(getattr(other, k)))
+            for k in ("first", "last"))
         if not same or self.n == 0:
             return same
         return (math.isclose(self.mean, other.mean, rel_tol=1e-9, abs_tol=1e-12)
                 and math.isclose(self.m2, other.m2, rel_tol=1e-9, abs_tol=1e-12))
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def occupancy(values: np.ndarray, low: int, size: int) -> tuple[np.ndarray, bool]:
+    """Which of the integers ``low, ..., low + size - 1`` occur among ``values`` (NaN
+    skipped; every present value an integer in that range), as a packed bitmap, and whether
+    one occurs twice. Merged with :func:`merge_occupancy`: a value twice in one data set,
+    in one partition or in two, makes the column not unique per row. Memory: ``size / 8``
+    bytes.
+
+    >>> bits, twice = occupancy(np.array([3.0, 5.0, np.nan]), 3, 4)
+    >>> np.unpackbits(bits)[:4].tolist(), twice
+    ([1, 0, 1, 0], False)
+    >>> merge_occupancy((bits, twice), occupancy(np.array([6.0, 5.0]), 3, 4))[1]
+    True
+    """
+    v = np.asarray(values, dtype=np.float64)
+    x = v[~np.isnan(v)].astype(np.int64) - low
+    u, counts = np.unique(x, return_counts=True)
+    bits = np.zeros((size + 7) // 8, dtype=np.uint8)
+    np.bitwise_or.at(bits, u >> 3, (128 >> (u & 7)).astype(np.uint8))
+    return bits, bool((counts > 1).any())
+
+
+def merge_occupancy(a: tuple[np.ndarray, bool],
+                    b: tuple[np.ndarray, bool]) -> tuple[np.ndarray, bool]:
+    """The occupancy of two sets of rows together (:func:`occupancy`)."""
+    return a[0] | b[0], a[1] or b[1] or bool((a[0] & b[0]).any())
 
 
 @dataclass(frozen=True)
