@@ -329,3 +329,37 @@ def test_numeric_columns_with_few_values_are_drawn_side_by_side():
     # a continuous column keeps its histogram
     j = [c.name for c in rep.columns].index("x")
     assert figs[f"col{j}"]["layout"]["barmode"] == "overlay"
+
+
+@pytest.mark.parametrize("width", [60, 40])
+def test_narrow_terminals_abbreviate_names_with_a_legend_and_keep_tables_whole(width):
+    """Below 80 columns (issue 13): no line is longer than the terminal, each table row
+    stays one line, names too long for the width get unique labels (``~``, ``~2``) that are
+    listed with the full names, and numbers are never cut."""
+    from divergences.report._render import abbreviations
+    rng = np.random.default_rng(7)
+    names = ["health_status_good", "health_status_fair", "health_status_poor",
+             "physical_limitation_score", "age"]
+    ref = {k: rng.normal(size=120) for k in names} | {"y": rng.integers(0, 2, 120)}
+    cur = {k: rng.normal(0.3 * (i == 0), 1.0, 100) for i, k in enumerate(names)} \
+        | {"y": rng.integers(0, 2, 100)}
+    rep = compare(ref, cur, "y", permutations=19, n_boot=10, seed=0)
+    for text in (text_table(rep, width), _rich(rep, width)):
+        lines = text.splitlines()
+        assert all(len(x) <= width for x in lines), [x for x in lines if len(x) > width]
+        legend = lines[lines.index("Names cut to fit this width:") + 1:]
+        labels = dict(x.split("  ", 1) for x in legend)
+        # every name is shown whole or has a label listed with it, labels unique
+        assert all(n in labels.values() or n in text.split() for n in names)
+        assert len(set(labels)) == len(labels) == len(set(labels.values())) >= 1
+        if width == 40:
+            assert {"health_status_good", "health_status_fair"} <= set(labels.values())
+        start = next(i for i, x in enumerate(lines) if x.lstrip().startswith("#  column"))
+        rows = lines[start + 1:start + 1 + len(names)]
+        for c, row in zip(rep.columns, rows):               # one line per column, in order
+            shown = next(k for k, v in labels.items() if v == c.name) \
+                if c.name in labels.values() else c.name
+            assert shown in row.split() and num(c.measures["js"].value) in row.split()
+        decisions = [x for x in lines if x.startswith(("DRIFT ", "ok "))]
+        assert len(decisions) == len(names)
+    assert abbreviations(["abc"], 8) == {}

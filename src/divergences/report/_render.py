@@ -36,6 +36,8 @@ ALPHA = 0.05
 DEFAULT_WIDTH = 80
 #: Characters a column name keeps before the table drops a measure to make room.
 NAME_MIN = 20
+#: Narrow terminals cut names to no fewer characters (and list them in full below).
+NAME_FLOOR = 8
 
 #: Short names of the measures, as the tables head them.
 SHORT = {"js": "JS", "wasserstein": "W1", "psi": "PSI", "ks": "KS", "kl": "KL", "tv": "TV",
@@ -231,10 +233,11 @@ class Col(NamedTuple):
     left: bool = False
 
 
-def _detail_columns(rep: Report) -> list[Col]:
+def _detail_columns(rep: Report, labels: dict[str, str] | None = None) -> list[Col]:
     """Every column the details table could show, in display order; columns that are empty
     for every row (TV and chi2 on all-numeric data, missing shares when nothing is missing)
-    are left out here."""
+    are left out here. ``labels``: the name shown for a column (default: its name)."""
+    labels = labels or {}
     alpha = _alpha(rep)
     level = f"{rep.meta.get('level', 0.95):.0%}"
     cs = rep.columns
@@ -242,7 +245,7 @@ def _detail_columns(rep: Report) -> list[Col]:
     cols = [
         Col("mark", "", ["!" if decision(c, alpha).drift else "" for c in cs], True),
         Col("rank", "#", [str(i) for i in range(1, len(cs) + 1)], True),
-        Col("name", "column", [c.name for c in cs], True, left=True),
+        Col("name", "column", [labels.get(c.name, c.name) for c in cs], True, left=True),
         Col("kind", "kind", [c.kind for c in cs], priority=9, left=True),
         Col("js", "JS", [num(c.measures["js"].value) for c in cs], True),
         Col("ci", f"{level} CI", [f"[{num(c.measures['js'].ci_low)}, "
@@ -285,6 +288,28 @@ def _fit(cols: list[Col], width: int | None, sep: int = 2,
     shown = [c for c in cols if c in chosen]
     name_w = max(4, min(full, width - total(shown, 0)))
     return shown, [c for c in cols if c not in chosen], name_w
+
+
+def abbreviations(names: Sequence[str], n: int) -> dict[str, str]:
+    """A label of at most ``n`` characters for every name longer than that, unique among all
+    the names shown: the name's start and ``~`` (``~2``, ``~3``, ... where starts collide).
+    The terminal text lists each label with its full name, so a cut name is never a guess.
+
+    >>> abbreviations(["health_good", "health_fair", "age"], 8)
+    {'health_good': 'health_~', 'health_fair': 'health~2'}
+    """
+    taken = {x for x in names if len(x) <= n}
+    out: dict[str, str] = {}
+    for name in names:
+        if len(name) <= n or name in out:
+            continue
+        label, k = name[: max(n - 1, 1)] + "~", 1
+        while label in taken:
+            k += 1
+            label = name[: max(n - 1 - len(str(k)), 1)] + f"~{k}"
+        taken.add(label)
+        out[name] = label
+    return out
 
 
 def _cut(s: str, n: int) -> str:
@@ -343,10 +368,12 @@ def _any_floor(rep: Report) -> bool:
             or bool((rep.joint or {}).get("p_floor", False)))
 
 
-def _mi_cols(rep: Report) -> list[Col]:
+def _mi_cols(rep: Report, labels: dict[str, str] | None = None) -> list[Col]:
     rows = rep.mutual_information or []
+    labels = labels or {}
     return [Col("rank", "#", [str(r["rank"]) for r in rows], True),
-            Col("name", "column", [str(r["column"]) for r in rows], True, left=True),
+            Col("name", "column", [labels.get(str(r["column"]), str(r["column"])) for r in rows],
+                True, left=True),
             Col("mi", "MI (nats)", [num(r["value"]) for r in rows], True),
             Col("ci", f"{rep.meta.get('level', 0.95):.0%} CI",
                 [f"[{num(r['ci_low'])}, {num(r['ci_high'])}]" for r in rows], priority=1),
@@ -358,27 +385,31 @@ def text_lines(rep: Report, width: int | None = DEFAULT_WIDTH) -> list[Line]:
     """The terminal text, verdict first, each line at most ``width`` characters (``None``:
     no limit)."""
     alpha = _alpha(rep)
-    out = [Line(f"Verdict: {verdict(rep)}", "bold")]
+    out = _heading(f"Verdict: {verdict(rep)}", width)
     for s in _summary_lines(rep):
         out += [Line(t) for t in _wrap(s, width)]
 
     # one decision per column: DRIFT/ok, the name, the test and its q-value
     decisions = [decision(c, alpha) for c in rep.columns]
     texts = [_decision_text(d) for d in decisions]
-    name_w = max([len(c.name) for c in rep.columns] + [6])
-    if width is not None:
-        name_w = min(name_w, max(8, width - 9 - max(map(len, texts), default=0)))
-    out += [Line(""), Line("Decisions, most different first (DRIFT: q <= "
-                           f"{num(alpha)}):", "bold")]
-    for c, d, t in zip(rep.columns, decisions, texts):
-        line = f"{'DRIFT' if d.drift else 'ok':5s}  {_cut(c.name, name_w).ljust(name_w)}  {t}"
-        for i, piece in enumerate(_wrap(line.rstrip(), width, " " * (9 + name_w))):
+    labels = _labels(rep, texts, width)
+    shown_names = [labels.get(c.name, c.name) for c in rep.columns]
+    name_w = max([len(x) for x in shown_names] + [6])
+    out += [Line(""), *_heading("Decisions, most different first (DRIFT: q <= "
+                                f"{num(alpha)}):", width)]
+    for d, t, shown in zip(decisions, texts, shown_names):
+        line = f"{'DRIFT' if d.drift else 'ok':5s}  {shown.ljust(name_w)}  {t}"
+        # too narrow for name and test on one line: the test goes below, indented
+        pieces = ([line.rstrip()] if width is None or len(line.rstrip()) <= width
+                  else [f"{'DRIFT' if d.drift else 'ok':5s}  {shown}",
+                        *_wrap(" " * 7 + t, width, " " * 9)])
+        for i, piece in enumerate(pieces):
             out.append(Line(piece, "red" if d.drift and i == 0 else None))
 
-    cols = _detail_columns(rep)
+    cols = _detail_columns(rep, labels)
     shown, dropped, nw = _fit(cols, width)
-    out += [Line(""), Line("Details: columns ranked by Jensen-Shannon divergence (! = drift)",
-                           "bold")]
+    out += [Line(""), *_heading(
+        "Details: columns ranked by Jensen-Shannon divergence (! = drift)", width)]
     table = _format_table(shown, nw)
     out.append(Line(table[0], "bold"))
     for row, c in zip(table[1:], rep.columns):
@@ -389,14 +420,37 @@ def text_lines(rep: Report, width: int | None = DEFAULT_WIDTH) -> list[Line]:
             "(see report.md, report.html)", width)]
 
     if rep.mutual_information is not None:
-        out += [Line(""), Line("Columns ranked by mutual information with target "
-                               f"{rep.meta.get('target')!r}:", "bold")]
-        mshown, _, mnw = _fit(_mi_cols(rep), width)
+        out += [Line(""), *_heading("Columns ranked by mutual information with target "
+                                    f"{rep.meta.get('target')!r}:", width)]
+        mshown, _, mnw = _fit(_mi_cols(rep, labels), width)
         out += [Line(t) for t in _format_table(mshown, mnw)]
     out += [Line(""), Line("Legend:", "bold")]
     for t in _legend(rep, [c.key for c in cols]):
         out += [Line(x, "dim") for x in _wrap(t, width, "      ")]
+    if labels:
+        out += [Line(""), *_heading("Names cut to fit this width:", width)]
+        for name, label in labels.items():
+            out += [Line(x, "dim") for x in _wrap(f"{label}  {name}", width, "    ")]
     return out
+
+
+def _heading(text: str, width: int | None) -> list[Line]:
+    return [Line(t, "bold") for t in _wrap(text, width)]
+
+
+def _labels(rep: Report, texts: list[str], width: int | None) -> dict[str, str]:
+    """Labels for the names too long for the narrowest of the three tables at ``width``
+    (the decision lines, the details and the MI ranking), one set for all three."""
+    names = [c.name for c in rep.columns]
+    longest = max(map(len, names), default=0)
+    if width is None:
+        return {}
+    budgets = [max(NAME_FLOOR, width - 9 - max(map(len, texts), default=0)),
+               _fit(_detail_columns(rep), width)[2]]
+    if rep.mutual_information is not None:
+        budgets.append(_fit(_mi_cols(rep), width)[2])
+    budget = max(NAME_FLOOR, min(budgets))
+    return abbreviations(names, budget) if budget < longest else {}
 
 
 def terminal_width() -> int:
