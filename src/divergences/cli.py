@@ -192,7 +192,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, tuple[str, str], str | No
 
     target = args.target
     if args.reference is None:
-        df = _io.load_bundled()
+        df = _io.bundled_columns()  # no pandas: its import would be a tenth of the demo
         col, value = (_io.parse_split(args.split) if args.split else _io.BUNDLED_SPLIT)
         ref, cur = _io.split_table(df, col, value, "bundled data")
         label = f"bundled {_io.BUNDLED_NAME}, {col}"

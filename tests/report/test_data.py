@@ -71,3 +71,19 @@ def test_unknown_bundled_table_is_a_one_line_error():
     from divergences.report._io import InputError
     with pytest.raises(InputError, match="no bundled table 'nope.csv'"):
         load_bundled("nope.csv")
+
+
+@pytest.mark.parametrize("name", ["randhie.csv", "breast_cancer.csv"])
+def test_bundled_columns_equal_the_dataframe(name):
+    """The demo reads its table without pandas; the values and the split are pandas'."""
+    from divergences.report._io import bundled_columns
+    cols, df = bundled_columns(name), load_bundled(name)
+    assert list(cols) == [str(c) for c in df.columns]
+    for c in df.columns:
+        if df[c].dtype.kind in "iuf":
+            np.testing.assert_array_equal(cols[c], df[c].to_numpy(dtype=np.float64))
+        else:
+            assert cols[c].tolist() == df[c].tolist()
+    (col, value), _ = BUNDLED[name]
+    for a, b in zip(split_table(cols, col, value, "b"), split_table(df, col, value, "b")):
+        assert list(a) == list(b.columns) and len(next(iter(a.values()))) == len(b)
