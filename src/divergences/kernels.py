@@ -108,10 +108,12 @@ def _is_torch(*arrays: Any) -> bool:
 
 
 def _sq_distances(a: Any, b: Any) -> Any:
-    """Squared Euclidean distances between rows (exact differences, no cancellation)."""
-    if a.shape[1] == 1:
-        return (a - b.T) ** 2
-    return ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    """Squared Euclidean distances between rows (exact differences, no cancellation),
+    accumulated one coordinate at a time: an ``(n, m)`` temporary, never ``(n, m, d)``."""
+    out = (a[:, :1] - b[:, :1].T) ** 2
+    for k in range(1, a.shape[1]):
+        out = out + (a[:, k:k + 1] - b[:, k:k + 1].T) ** 2
+    return out
 
 
 def _sqrt0(x: Any) -> Any:
