@@ -5,7 +5,8 @@
 take, then runs it. Results are written only to a file the user names with ``--out``
 (appended, with a header when the file is new); without it they are printed and nothing is
 recorded. The tracked ``benchmarks/RESULTS.md`` changes only when named explicitly.
-``divergences bench SUITE --help`` shows the suite's own flags.
+``divergences bench SUITE --help`` shows the suite's own flags. ``divergences bench summary``
+regenerates the summary of the recorded runs (:mod:`benchmarks.summary`).
 
 Each suite keeps its own command line (``python -m benchmarks.mi`` and so on, or
 :func:`benchmarks.run.main` for the runner's suites); this front translates ``--out`` into the
@@ -68,6 +69,9 @@ SUITES = {
 
 NOT_TIMED = "not timed yet"
 
+#: Commands of the front that are not suites: they read recorded results, they run nothing.
+COMMANDS = {"summary": "benchmarks.summary"}
+
 
 def _found(path: Path) -> Suite:
     """A suite module that :data:`SUITES` does not list yet, read without importing it: its
@@ -87,7 +91,7 @@ def suites() -> dict[str, Suite]:
     out = {name: s for name, s in SUITES.items() if (folder / f"{name}.py").is_file()}
     for path in sorted(folder.glob("*.py")):
         name = path.stem
-        if name.startswith("_") or name in ("run", *out):
+        if name.startswith("_") or name in ("run", *COMMANDS, *out):
             continue
         if "def main(" in path.read_text(encoding="utf-8"):
             out[name] = _found(path)
@@ -110,6 +114,11 @@ def usage() -> str:
         lines += textwrap.wrap(s.about, 78, initial_indent=f"  {name:<{width}}  ",
                                subsequent_indent=" " * (width + 4))
         lines.append(f"  {'':<{width}}  {s.full}; --quick {s.quick}")
+    lines += ["", "commands:"]
+    lines += textwrap.wrap("regenerate the summary at the top of benchmarks/RESULTS.md and "
+                           "in docs/benchmarks/index.md from the recorded runs (runs nothing)",
+                           78, initial_indent=f"  {'summary':<{width}}  ",
+                           subsequent_indent=" " * (width + 4))
     lines += ["", "options:",
               "  --out FILE   append the results to FILE (default: print only, record nothing)",
               "  --quick      tiny sizes: checks the machinery in seconds, not the speed",
@@ -183,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
+    if name in COMMANDS:
+        return int(importlib.import_module(COMMANDS[name]).main(rest) or 0)
     found = suites()
     if name not in found:
         print(f"{_prog()}: error: unknown suite {name!r}; choose one of: "
