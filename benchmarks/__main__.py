@@ -69,8 +69,15 @@ SUITES = {
 
 NOT_TIMED = "not timed yet"
 
-#: Commands of the front that are not suites: they read recorded results, they run nothing.
-COMMANDS = {"summary": "benchmarks.summary"}
+#: Modules of the folder that time nothing: they read the recorded results, so the front
+#: lists them beside the suites and runs them with the user's arguments as they are (no
+#: banner, no results flag).
+COMMANDS = {
+    "summary": Suite("benchmarks.summary",
+                     "no timing: regenerates the summary atop RESULTS.md and in the docs "
+                     "from the recorded runs", "about a second", "the same", None,
+                     no_record=None),
+}
 
 
 def _found(path: Path) -> Suite:
@@ -91,9 +98,11 @@ def suites() -> dict[str, Suite]:
     out = {name: s for name, s in SUITES.items() if (folder / f"{name}.py").is_file()}
     for path in sorted(folder.glob("*.py")):
         name = path.stem
-        if name.startswith("_") or name in ("run", *COMMANDS, *out):
+        if name.startswith("_") or name in ("run", *out):
             continue
-        if "def main(" in path.read_text(encoding="utf-8"):
+        if name in COMMANDS:
+            out[name] = COMMANDS[name]
+        elif "def main(" in path.read_text(encoding="utf-8"):
             out[name] = _found(path)
     return out
 
@@ -114,11 +123,6 @@ def usage() -> str:
         lines += textwrap.wrap(s.about, 78, initial_indent=f"  {name:<{width}}  ",
                                subsequent_indent=" " * (width + 4))
         lines.append(f"  {'':<{width}}  {s.full}; --quick {s.quick}")
-    lines += ["", "commands:"]
-    lines += textwrap.wrap("regenerate the summary at the top of benchmarks/RESULTS.md and "
-                           "in docs/benchmarks/index.md from the recorded runs (runs nothing)",
-                           78, initial_indent=f"  {'summary':<{width}}  ",
-                           subsequent_indent=" " * (width + 4))
     lines += ["", "options:",
               "  --out FILE   append the results to FILE (default: print only, record nothing)",
               "  --quick      tiny sizes: checks the machinery in seconds, not the speed",
@@ -192,9 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage())
         return 0 if args else 2
     name, rest = args[0], args[1:]
-    if name in COMMANDS:
-        return int(importlib.import_module(COMMANDS[name]).main(rest) or 0)
     found = suites()
+    if name in COMMANDS and name in found:
+        return _run(found[name], rest)
     if name not in found:
         print(f"{_prog()}: error: unknown suite {name!r}; choose one of: "
               f"{', '.join(found)}", file=sys.stderr)
