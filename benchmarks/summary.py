@@ -488,8 +488,13 @@ def render(summary: Summary) -> str:
 
 def replace_block(text: str, block: str, *, before_first: str | None = "## ") -> str:
     """``text`` with its generated block replaced by ``block``; without one, ``block`` goes
-    before the first line starting with ``before_first`` (at the end when None or absent)."""
-    if START in text and END in text:
+    before the first line starting with ``before_first`` (at the end when None or absent).
+
+    A file with one marker but not the other, or either twice, was edited by hand: it raises
+    ``ValueError`` rather than guess where the block ends."""
+    if text.count(START) > 1 or text.count(END) > 1 or (START in text) != (END in text):
+        raise ValueError("the summary markers are not one start and one end; fix them by hand")
+    if START in text:
         head, rest = text.split(START, 1)
         tail = rest.split(END, 1)[1]
         return head + block.rstrip("\n") + tail
@@ -527,7 +532,8 @@ def update(results: Path = RESULTS, docs: Path | None = DOCS_PAGE) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Regenerate the summary; 0 on success, 2 when the results file is missing."""
+    """Regenerate the summary; 0 on success, 1 on broken markers, 2 when the results file is
+    missing."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.summary",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=RESULTS,
@@ -540,7 +546,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.results.is_file():
         print(f"summary: {args.results} not found", file=sys.stderr)
         return 2
-    for message in update(args.results, None if args.no_docs else args.docs):
+    try:
+        messages = update(args.results, None if args.no_docs else args.docs)
+    except ValueError as exc:
+        print(f"summary: {exc}", file=sys.stderr)
+        return 1
+    for message in messages:
         print(f"summary: skipped {message}", file=sys.stderr)
     return 0
 

@@ -145,3 +145,12 @@ def test_numbers_and_verdicts() -> None:
         | **x** | 1 |
         """)
     assert summary.tables(text.splitlines()) == [[{"a": "x", "b": "1"}]]
+
+
+def test_broken_markers_are_refused(tmp_path: Path, capsys) -> None:
+    results = tmp_path / "RESULTS.md"
+    text = synthetic().replace("## 2026-11-01", summary.START + "\n\n## 2026-11-01", 1)
+    results.write_text(text, encoding="utf-8")
+    assert summary.main(["--results", str(results), "--no-docs"]) == 1
+    assert "markers" in capsys.readouterr().err
+    assert results.read_text() == text
