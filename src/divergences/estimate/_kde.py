@@ -39,7 +39,6 @@ import math
 import warnings
 
 import numpy as np
-from scipy import optimize
 
 from . import _input
 from ._result import Estimate, from_local
@@ -84,6 +83,8 @@ def select_bandwidth(z: np.ndarray, seed: int | None = 0) -> float:
     hi = math.log(grid[min(best + 1, grid.size - 1)])
     h = grid[best]
     if hi > lo:
+        from scipy import optimize  # imported where used: a slow import
+
         res = optimize.minimize_scalar(
             lambda lh: -float(loo_log_density(sub, np.array([math.exp(lh)])).sum()),
             bounds=(lo, hi), method="bounded", options={"xatol": 1e-3})
