@@ -14,14 +14,35 @@ Policy (stated once, used everywhere):
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[Any], float, int]  # noqa: UP007 (a runtime alias)
+if TYPE_CHECKING:
+    import torch
+else:
+
+    class _Lazy(ModuleType):
+        """Stands in for torch until an attribute is read, then imports it.
+
+        NumPy work (the estimators, the report) validates and converts through this module
+        without a tensor in sight: importing torch (1.5 s) only when something touches it
+        keeps those paths torch-free.
+        """
+
+        def __getattr__(self, attr: str) -> Any:
+            module = importlib.import_module(self.__name__)
+            globals()["torch"] = module  # later reads skip the proxy
+            return getattr(module, attr)
+
+    torch = sys.modules.get("torch") or _Lazy("torch")
+
+ArrayLike = Union[np.ndarray, "torch.Tensor", Sequence[Any], float, int]
 
 INPUTS = ("probs", "logits", "log_probs")
 REDUCTIONS = ("none", "sum", "mean")

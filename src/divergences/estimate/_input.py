@@ -29,6 +29,7 @@ Rules (stated once):
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from typing import Any
 
@@ -39,13 +40,9 @@ from .._arrays import _to_numpy, check_range
 
 def as_sample(x: Any, name: str) -> tuple[np.ndarray, bool]:
     """``(array of shape (n, d), is_discrete)``; float64 for continuous, int64 codes kept."""
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+    if torch is not None and isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
     arr = _to_numpy(x, name)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have shape (n,) or (n, d); got a scalar")

@@ -10,10 +10,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .. import gaussian as _gaussian
 from .._arrays import check_choice, log_base
 from . import _discrete, _input, _kde, _knn, _parametric
-from ._neural import NEURAL_METHODS, neural_mutual_information
 from ._result import (
     Estimate,
     add_null_variance,
@@ -25,6 +23,8 @@ from ._result import (
     z_value,
 )
 
+# The trained critics of _neural (named here so that listing methods does not import torch).
+NEURAL_METHODS = ("infonce", "nwj", "dv", "mine", "smile")
 MI_METHODS = ("auto", "ksg", "ksg2", "mixed", "ross", "discrete", "binned", "gaussian",
               "gaussian_copula", "kde", "mist", *NEURAL_METHODS)
 CMI_METHODS = ("auto", "ksg", "discrete", "gaussian")
@@ -373,6 +373,8 @@ def mutual_information(
         if neural_options is not None and not isinstance(neural_options, Mapping):
             raise TypeError("neural_options must be a mapping of keyword arguments of "
                             f"neural_mutual_information; got {type(neural_options).__name__}")
+        from ._neural import neural_mutual_information  # torch: only when asked for
+
         est = neural_mutual_information(x, y, method, level=level, seed=seed,
                                         **dict(neural_options or {}))
         return finalize(est, base=base, clip=clip)
@@ -482,6 +484,8 @@ def mutual_information(
             ab = np.hstack([a, b])
             centred = ab - ab.mean(axis=0)
             cov = centred.T @ centred / n  # maximum likelihood, as in the local terms
+            from .. import gaussian as _gaussian  # torch: only on this method's path
+
             return float(_gaussian.mutual_information(cov, dx)) - bias
 
         def local_c(idx: np.ndarray) -> np.ndarray:  # bias-corrected at the resample size

@@ -47,9 +47,9 @@ from torch import nn
 
 from .._arrays import check_choice, check_range, log_base
 from . import _input
+from ._mi import NEURAL_METHODS  # one list, kept where listing methods needs no torch
 from ._result import Estimate, check_level, finalize, make
 
-NEURAL_METHODS = ("infonce", "nwj", "dv", "mine", "smile")
 CRITICS = ("separable", "concat")
 
 
