@@ -393,3 +393,85 @@ def test_registry_skew_keyword_and_deprecated_alpha(name):
         warnings.simplefilter("error")
         fdiv.get(name)            # the default (0.1) warns about nothing
         fdiv.get(name, skew=0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# KL from logits: accurate to the logits, not to their rounded log-softmax
+# --------------------------------------------------------------------------------------------
+
+
+def _mp_kl_logits(a, b):
+    mpmath.mp.dps = 40
+    out = []
+    for ra, rb in zip(a.tolist(), b.tolist()):
+        x = [mpmath.mpf(v) for v in ra]
+        y = [mpmath.mpf(v) for v in rb]
+        la = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in x))
+        lb = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in y))
+        out.append(float(mpmath.fsum(mpmath.exp(u - la) * (u - la - v + lb)
+                                     for u, v in zip(x, y))))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("vocab, scale, noise", [
+    (1000, 2.0, 0.5),       # the benchmark's regime
+    (8000, 10.0, 0.5),      # |log-normaliser| ~ 20: its ulp cost ~50 ulps via log-softmax
+    (300, 2.0, 1e-2),
+    (300, 2.0, 1e-6),       # p close to q: the log-softmax form was off by 1e6 ulps (float32)
+    (5, 1.0, 1e-5),
+])
+def test_kl_from_logits_is_accurate_to_a_few_ulps(dtype, vocab, scale, noise):
+    from divergences import kl
+
+    g = torch.Generator().manual_seed(vocab)
+    a = (scale * torch.randn(3, vocab, generator=g, dtype=torch.float64)).to(dtype)
+    b = (a.double() + noise * torch.randn(3, vocab, generator=g, dtype=torch.float64)).to(dtype)
+    ref = _mp_kl_logits(a, b)
+    got = kl(a, b, input="logits").double()
+    ulps = ((got - ref).abs() / ref / torch.finfo(dtype).eps).max().item()
+    assert ulps <= 4.0, ulps
+
+
+def test_kl_from_extreme_logits_is_finite_and_right():
+    from divergences import kl
+
+    a = torch.tensor([[1e4, -1e4, 0.0], [30.0, -30.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[-1e4, 1e4, 0.0], [-30.0, 30.0, 0.0]], dtype=torch.float64)
+    ref = _mp_kl_logits(a, b)
+    got = kl(a, b, input="logits")
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, ref, rtol=1e-13, atol=0.0)
+
+
+@pytest.mark.parametrize("rows", [3, 700])  # 700 x 1000: evaluated in row blocks
+def test_kl_from_logits_gradients_match_autograd(rows):
+    from divergences import kl
+
+    g = torch.Generator().manual_seed(rows)
+    a = torch.randn(rows, 1000, generator=g, dtype=torch.float64, requires_grad=True)
+    b = (a.detach() + torch.randn(rows, 1000, generator=g, dtype=torch.float64)).requires_grad_()
+    w = torch.rand(rows, generator=g, dtype=torch.float64)
+    (kl(a, b, input="logits") * w).sum().backward()
+    a2, b2 = a.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()
+    lp, lq = torch.log_softmax(a2, -1), torch.log_softmax(b2, -1)
+    ((lp.exp() * (lp - lq)).sum(-1) * w).sum().backward()
+    assert torch.allclose(a.grad, a2.grad, rtol=1e-10, atol=1e-14)
+    assert torch.allclose(b.grad, b2.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_kl_from_logits_gradcheck_and_double_backward():
+    from divergences import kl
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(2, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    near = (a.detach() + 1e-7 * torch.randn(2, 6, generator=g, dtype=torch.float64))
+    near.requires_grad_()
+
+    def fn(x, y):
+        return kl(x, y, input="logits")
+
+    assert torch.autograd.gradcheck(fn, (a, b))
+    assert torch.autograd.gradgradcheck(fn, (a, b))
+    assert torch.autograd.gradcheck(fn, (a, near))  # the rows' precise fallback

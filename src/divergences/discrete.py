@@ -260,6 +260,8 @@ def _pairwise(
             lp = log_probs(pa, input, positive=pos_p)
             lq = log_probs(pb, input, positive=pos_q)
             return row(lp, lq, zero_mass, (pa, pb))
+        if input == "logits" and not zero_mass and getattr(row, "logits", None) is not None:
+            return row.logits(a.to(compute_dtype(a.dtype)), b.to(compute_dtype(b.dtype)))
         lp = log_probs(a, input, normalize=normalize, positive=pos_p)
         lq = log_probs(b, input, normalize=normalize, positive=pos_q)
         return row(lp, lq, zero_mass, None)
@@ -334,6 +336,9 @@ def _evaluate(fd: fdiv.FDivergence):
     # fdiv.evaluate takes positive probabilities without their logs (lp = lq = None) and
     # forms logs only for the rows its cheap form cannot vouch for
     row.masses_only = True
+    if fd.logit_rows is not None:
+        # finite logits: evaluated from the logits themselves (no log-softmax rounding)
+        row.logits = lambda a, b: fdiv.evaluate_logits(fd, a, b)
     return row
 
 

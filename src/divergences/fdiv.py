@@ -37,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -94,6 +95,11 @@ class FDivergence:
         rounding error in units of the dtype's eps. :func:`evaluate` keeps a row's value
         when the bound is within ``ROW_ULPS`` of it and evaluates the other rows with the
         precise terms; ``None`` (default): always the precise terms.
+    logit_rows:
+        ``logit_rows(a, b) -> (values, bound)``: the same from finite logits (``kl``): the
+        divergence of ``softmax(a)`` from ``softmax(b)`` without forming either's
+        log-probabilities, whose rounding (an ulp of the log-normaliser) would otherwise
+        limit the accuracy; used by :func:`evaluate_logits`, checked as ``row_sum`` is.
     tangent_slope:
         :math:`f'(1)`, the slope of the linear term that ``pointwise_exact`` subtracts (0 for
         members whose ``f'(1)`` is 0 and for those given by ``pointwise``). Zero-mass terms
@@ -142,6 +148,7 @@ class FDivergence:
     pointwise_exact: Callable[..., torch.Tensor] | None = None
     tangent_slope: float = 0.0
     row_sum: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+    logit_rows: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def _key(self) -> tuple:
         return (self.name, tuple(sorted((k, float(v)) for k, v in self.params.items())))
@@ -463,14 +470,53 @@ def _checked_rows(f: FDivergence, lp: torch.Tensor, lq: torch.Tensor, masses):
             return torch.log(m[0]), torch.log(m[1]), m
         return rows(lp, at), rows(lq, at), m
 
+    def precise(at):
+        x, y, m = pick(at)
+        return f.terms(x, y, zero_mass=False, masses=m).sum(-1)
+
+    return _replace_rows(val, bound, bad, idx, lambda at: f.row_sum(*pick(at))[0], precise)
+
+
+def _replace_rows(val, bound, bad, idx, cheap, precise):
+    """``val`` with the rows ``idx`` (flat indices; ``bad`` their mask) replaced by
+    ``precise(idx)``; ``cheap(rows)`` evaluates the cheap form again on the given rows."""
     out = val.reshape(-1)
     if val.requires_grad and not bool(torch.isfinite(bound.reshape(-1)[idx]).all()):
         # A rejected row's cheap form overflowed: its backward pass would form 0 * inf.
         # Differentiate the cheap form on the kept rows only.
         keep = (~bad).reshape(-1).nonzero().squeeze(1)
-        out = out.detach().new_zeros(out.shape).index_copy(0, keep, f.row_sum(*pick(keep))[0])
-    fix = f.terms(*pick(idx)[:2], zero_mass=False, masses=pick(idx)[2]).sum(-1)
+        out = out.detach().new_zeros(out.shape).index_copy(0, keep, cheap(keep))
+    fix = precise(idx)
     return out.index_copy(0, idx, fix.to(val.dtype)).reshape(val.shape)
+
+
+def evaluate_logits(f: FDivergence, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    r""":math:`D_f(\mathrm{softmax}(a)\|\mathrm{softmax}(b))` over the last axis from finite
+    logits of one shape, for members with ``logit_rows`` (else from their log-softmax by
+    :func:`evaluate`).
+
+    The cheap row form works on the logits themselves; a row is kept when its rounding-error
+    bound is within ``ROW_ULPS`` ulps of its value, and the others (``p`` close to ``q``)
+    take the precise terms of their log-softmax. Gradients in closed form, double backward
+    included.
+    """
+    if f.logit_rows is None:
+        return evaluate(f, torch.log_softmax(a, -1), torch.log_softmax(b, -1), zero_mass=False)
+    val, bound = f.logit_rows(a, b)
+    with torch.no_grad():
+        bad = ~(bound <= ROW_ULPS * val)
+        idx = bad.reshape(-1).nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return val.clamp_min(0.0)
+    n = a.shape[-1]
+    a2, b2 = a.reshape(-1, n), b.reshape(-1, n)
+
+    def precise(at):
+        return f.logit_rows(a2[at], b2[at], precise=True)
+
+    out = _replace_rows(val, bound, bad, idx, lambda at: f.logit_rows(a2[at], b2[at])[0],
+                        precise)
+    return out.clamp_min(0.0)
 
 
 def f_distill_weights(
@@ -819,9 +865,38 @@ def _row_sum(fn, x, y, logs):
     """``(values, bound)`` of ``fn`` (see :class:`_RowSum`), through it when a gradient is
     wanted."""
     if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
-        return _RowSum.apply(x, y, fn, logs)
-    val, _, _, bound, _, _ = fn(x, y, logs, grads=False)
+        return _RowSum.apply(x, y, functools.partial(_in_blocks, fn), logs)
+    val, _, _, bound, _, _ = _in_blocks(fn, x, y, logs, grads=False)
     return val, bound
+
+
+# Rows per block of the cheap row forms: their dozen passes over a block of this many elements
+# run from cache and reuse the allocator's memory, where over a whole (1000, 1000) input each
+# pass streams from memory and each temporary maps fresh pages (2-3x slower, measured; 2**17
+# to 2**19 were alike).
+ROW_BLOCK_ELEMENTS = 1 << 19
+
+
+def _in_blocks(fn, x, y, logs, grads=True):
+    """``fn(x, y, logs, grads)`` over blocks of rows of 2-D inputs of one shape."""
+    rows = max(1, ROW_BLOCK_ELEMENTS // max(1, x.shape[-1]))
+    if (x.dim() != 2 or x.shape != y.shape or x.shape[0] <= rows
+            or (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad))):
+        return fn(x, y, logs, grads=grads)
+    n = x.shape[0]
+    val = bound = gx = gy = None
+    for s in range(0, n, rows):
+        v, a, b, bd, sx, sy = fn(x[s : s + rows], y[s : s + rows], logs, grads=grads)
+        if val is None:
+            val, bound = v.new_empty(n), bd.new_empty(n)
+            if grads:
+                gx, gy = a.new_empty((n, *a.shape[1:])), b.new_empty((n, *b.shape[1:]))
+        val[s : s + rows] = v
+        bound[s : s + rows] = bd
+        if grads:
+            gx[s : s + rows] = a
+            gy[s : s + rows] = b
+    return val, gx, gy, bound, sx, sy
 
 
 def _kl_elementwise(x, y, logs, grads=True):
@@ -863,6 +938,91 @@ def _kl_elementwise(x, y, logs, grads=True):
         bound = (u.abs().sum(-1) + asum.mul_(2.0) + p.sum(-1)).mul_(0.75)
     # d/dp = log(p/q), d/dq = 1 - p/q
     return val, d, (u.div_(q) if inplace else u / q) if grads else None, bound, 1.0, 1.0
+
+
+def _kl_logit_elementwise(a, b, _logs, grads=True):
+    """KL(softmax(a) || softmax(b)) per row from logits, its partials and rounding bound.
+
+    With p = softmax(a), u = b - a and any per-row shift c, KL = log E_p[e^(u - c)] -
+    E_p[u - c] exactly; c = E_p[u] makes both pieces small, so with z = u - c the value is
+    log1p(E_p expm1(z)) - E_p z: one exp-like pass (softmax's), one expm1 and no
+    log-normaliser, whose ulp (|lse| ~ 12 at V = 128k) would cost tens of ulps.
+    Expectations weigh by p / sum(p): softmax's own normaliser carries tens of ulps at
+    V = 128k in float32.
+    """
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return _kl_logit_graph(a, b)
+    # Three buffers of the input's size, reused in place: at 2**20 elements a fresh one costs
+    # as much as a pass over it (the allocator maps new pages), and each pass is cheap.
+    p = torch.softmax(a, -1)
+    r = p.sum(-1).reciprocal_()
+    z = torch.sub(b, a)
+    w = torch.mul(p, z)
+    c = w.sum(-1).mul_(r)
+    z.sub_(c.unsqueeze(-1))
+    s2 = torch.mul(p, z, out=w).sum(-1).mul_(r)
+    apz = torch.abs(z, out=w).mul_(p).sum(-1).mul_(r)
+    pe = torch.expm1(z, out=w).mul_(p)
+    s1 = pe.sum(-1).mul_(r)
+    gx = gy = None
+    if grads:
+        tmp = pe * z
+        sez = tmp.sum(-1).mul_(r)
+        ape = torch.abs(pe, out=tmp).sum(-1).mul_(r)
+        # d/da = p (d - E_p d) = -p (z - E_p z);  d/db = q - p = p e^z / E_p e^z - p
+        gx = z.sub_(s2.unsqueeze(-1)).mul_(p).mul_(r.unsqueeze(-1))
+        gy = pe.addcmul_(p, s1.unsqueeze(-1), value=-1.0).mul_((r / (1.0 + s1)).unsqueeze(-1))
+    else:
+        sez = z.mul_(pe).sum(-1).mul_(r)  # p e z >= 0: e and z share their sign
+        ape = torch.abs(pe, out=pe).sum(-1).mul_(r)
+    val = torch.log1p(s1).sub_(s2)
+    return val, gx, gy, _kl_logit_bound(val, c, ape, apz, sez), -1.0, 1.0
+
+
+def _kl_logit_bound(val, c, ape, apz, sez):
+    # In eps units: expm1's and the products' ulps and the sums' (E|p e| and E p|z|); u's
+    # rounding (half an ulp of |u| <= |z| + |c|) times |q - p| <= p |e| + T p; softmax's few
+    # ulps per p times the value.
+    ac = c.abs()
+    t = val.clamp_min(0.0)
+    return (ape + apz).mul_(1.5).add_((sez + ac * ape + t * (apz + ac)).mul_(0.5)).add_(t * 4.0)
+
+
+def _kl_logit_graph(a, b):
+    # the same with a graph through the partials (double backward)
+    p = torch.softmax(a, -1)
+    r = 1.0 / p.sum(-1, keepdim=True)
+    z = b - a
+    c = (p * z).sum(-1, keepdim=True) * r
+    z = z - c
+    s2 = (p * z).sum(-1, keepdim=True) * r
+    pe = torch.expm1(z) * p
+    s1 = pe.sum(-1, keepdim=True) * r
+    val = (torch.log1p(s1) - s2).squeeze(-1)
+    gx = p * r * (z - s2)
+    gy = (pe * r - p * r * s1) / (1.0 + s1)
+    with torch.no_grad():
+        bound = _kl_logit_bound(val, c.squeeze(-1), (pe.abs().sum(-1, keepdim=True) * r).squeeze(-1),
+                                ((p * z.abs()).sum(-1, keepdim=True) * r).squeeze(-1),
+                                ((pe * z).sum(-1, keepdim=True) * r).squeeze(-1))
+    return val, gx, gy, bound, -1.0, 1.0
+
+
+def _kl_logit_rows(a, b, precise=False):
+    if not precise:
+        return _row_sum(_kl_logit_elementwise, a, b, True)
+    # The rows near p = q (and those whose cheap form overflowed), to a few ulps: the same
+    # identity with the shift c = lse(b) - lse(a), which keeps p e^z = exp(log q) <= 1, and
+    # the terms p psi(z) by their series near z = 0. b - a is exact where b is close to a.
+    la = torch.log_softmax(a, -1)
+    p = torch.exp(la)
+    r = 1.0 / p.sum(-1)
+    c = torch.logsumexp(b, -1) - torch.logsumexp(a, -1)
+    z = (b - a) - c.unsqueeze(-1)
+    q_ = _apsi(p, z, torch.exp(la + z)).sum(-1) * r
+    s_ = torch.linalg.vecdot(p, z) * r
+    # log1p(q_ + s_) - s_, written q_ - psi(log1p(q_ + s_)) (no cancellation at small s_)
+    return q_ - _psi(torch.log1p(q_ + s_))
 
 
 def _kl_rows(lp, lq, masses):
@@ -912,6 +1072,7 @@ def _kl() -> FDivergence:
         pointwise_exact=_kl_kernel,
         pointwise_partial=_kl_partial,
         row_sum=_kl_rows,
+        logit_rows=_kl_logit_rows,
         conjugate_fn=lambda u: torch.exp(u - 1.0),
         f_prime_log=lambda s: s + 1.0,
         description="Kullback-Leibler KL(P||Q) = sum p log(p/q)",
