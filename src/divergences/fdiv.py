@@ -844,7 +844,8 @@ class _RowSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y, fn, logs):
-        val, gx, gy, bound, sx, sy = fn(x, y, logs)
+        # grads=(needs x, needs y): a form may skip the partial nobody asked for (then None)
+        val, gx, gy, bound, sx, sy = fn(x, y, logs, grads=tuple(ctx.needs_input_grad[:2]))
         ctx.fn, ctx.logs, ctx.signs = fn, logs, (sx, sy)
         ctx.save_for_backward(x, y, gx, gy)
         ctx.mark_non_differentiable(bound)
@@ -857,8 +858,9 @@ class _RowSum(torch.autograd.Function):
             _, gx, gy, _, _, _ = ctx.fn(x, y, ctx.logs)
         sx, sy = ctx.signs
         go = go.unsqueeze(-1)
-        return ((go * sx) * gx).sum_to_size(x.shape), ((go * sy) * gy).sum_to_size(y.shape), \
-            None, None
+        need_x, need_y = ctx.needs_input_grad[:2]
+        return (((go * sx) * gx).sum_to_size(x.shape) if need_x else None,
+                ((go * sy) * gy).sum_to_size(y.shape) if need_y else None, None, None)
 
 
 def _row_sum(fn, x, y, logs):
@@ -889,12 +891,13 @@ def _in_blocks(fn, x, y, logs, grads=True):
         v, a, b, bd, sx, sy = fn(x[s : s + rows], y[s : s + rows], logs, grads=grads)
         if val is None:
             val, bound = v.new_empty(n), bd.new_empty(n)
-            if grads:
-                gx, gy = a.new_empty((n, *a.shape[1:])), b.new_empty((n, *b.shape[1:]))
+            gx = None if a is None else a.new_empty((n, *a.shape[1:]))
+            gy = None if b is None else b.new_empty((n, *b.shape[1:]))
         val[s : s + rows] = v
         bound[s : s + rows] = bd
-        if grads:
+        if a is not None:
             gx[s : s + rows] = a
+        if b is not None:
             gy[s : s + rows] = b
     return val, gx, gy, bound, sx, sy
 
@@ -965,13 +968,18 @@ def _kl_logit_elementwise(a, b, _logs, grads=True):
     pe = torch.expm1(z, out=w).mul_(p)
     s1 = pe.sum(-1).mul_(r)
     gx = gy = None
-    if grads:
-        tmp = pe * z
+    need_x, need_y = grads if isinstance(grads, tuple) else (grads, grads)
+    if need_x or need_y:
+        # z is free for scratch when its partial is not wanted; else a fourth buffer
+        tmp = torch.mul(pe, z, out=z) if not need_x else pe * z
         sez = tmp.sum(-1).mul_(r)
         ape = torch.abs(pe, out=tmp).sum(-1).mul_(r)
         # d/da = p (d - E_p d) = -p (z - E_p z);  d/db = q - p = p e^z / E_p e^z - p
-        gx = z.sub_(s2.unsqueeze(-1)).mul_(p).mul_(r.unsqueeze(-1))
-        gy = pe.addcmul_(p, s1.unsqueeze(-1), value=-1.0).mul_((r / (1.0 + s1)).unsqueeze(-1))
+        if need_x:
+            gx = z.sub_(s2.unsqueeze(-1)).mul_(p).mul_(r.unsqueeze(-1))
+        if need_y:
+            gy = pe.addcmul_(p, s1.unsqueeze(-1), value=-1.0)
+            gy = gy.mul_((r / (1.0 + s1)).unsqueeze(-1))
     else:
         sez = z.mul_(pe).sum(-1).mul_(r)  # p e z >= 0: e and z share their sign
         ape = torch.abs(pe, out=pe).sum(-1).mul_(r)
