@@ -47,7 +47,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Kernel", "apply", "compute_dtype", "new_grad", "select_rows", "store_dtype"]
+__all__ = ["Kernel", "apply", "compute_dtype", "host_reads_free", "new_grad", "select_rows",
+           "store_dtype"]
 
 Grads = Sequence["torch.Tensor | None"]
 ForwardFn = Callable[..., tuple[torch.Tensor, tuple[torch.Tensor, ...], Grads]]
@@ -69,13 +70,23 @@ def new_grad(x: torch.Tensor, *, zeros: bool = False) -> torch.Tensor:
     return make(x.shape, dtype=store_dtype(x), device=x.device)
 
 
+def host_reads_free(x: torch.Tensor) -> bool:
+    """Whether reading a value of ``x`` back to Python costs nothing: CPU tensors in eager mode.
+
+    The kernels' shortcuts that look at values (a row block with no ``-inf``, every row
+    kept) ask this first, so that on an accelerator, and under ``torch.compile``, the hot
+    loops never synchronise with the host. Tests patch it to ``False`` to run the
+    accelerator path on the CPU.
+    """
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def select_rows(keep: torch.Tensor, x: torch.Tensor, *, out: torch.Tensor | None = None):
     """``x`` where ``keep`` (one flag per row, the leading axes), 0 elsewhere, by selection.
 
     With ``out`` the result is written there (cast to its dtype) and ``out`` is returned.
     """
-    if out is not None and x.device.type == "cpu" and not torch.compiler.is_compiling() \
-            and bool(keep.all()):
+    if out is not None and host_reads_free(x) and bool(keep.all()):
         # On the CPU a host read costs nothing, and torch.where with a per-row condition is
         # about ten times slower there than a copy: with every row kept, copy.
         return out.copy_(x)

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .. import fdiv
+from .. import _stored_grad, fdiv
 from .._arrays import check_choice, check_range
 from . import _chunked_distill as cd
 
@@ -218,7 +218,8 @@ def check_logits(x: Any, name: str) -> torch.Tensor:
 
 
 def check_options(
-    temperature: float, hard_weight: float, reduction: str, chunk_size: int | None
+    temperature: float, hard_weight: float, reduction: str, chunk_size: int | None,
+    chunk_bytes: int | None = None,
 ) -> tuple[float, float]:
     t = check_range(temperature, "temperature", 0.0, low_open=True)
     if math.isinf(t):
@@ -229,7 +230,14 @@ def check_options(
         isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
     ):
         raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
+    if cd.check_chunk_bytes(chunk_bytes) is not None and chunk_size is not None:
+        raise ValueError("give chunk_size (rows) or chunk_bytes (a memory budget), not both")
     return t, h
+
+
+def row_temps(fd: fdiv.FDivergence) -> int:
+    """Temporaries of chunk x V per chunk: fewer with the registry's closed-form partials."""
+    return cd.AUTOGRAD_TEMPS if fd.pointwise_partial is None else cd.CLOSED_FORM_TEMPS
 
 
 def token_mask(
@@ -369,7 +377,7 @@ class _DenseRows:
         lq, lp, ls = self._log_probs(s, t)
         # On CPU a host read costs nothing, so look once per chunk for zero mass and skip
         # the masking when there is none; elsewhere (and under torch.compile) never sync.
-        sync = lq.device.type == "cpu" and not torch.compiler.is_compiling()
+        sync = _stored_grad.host_reads_free(lq)
         terms, a = self.fd.terms_and_partial(lp, lq, sync=sync)
         d = terms.sum(-1)
         zero = torch.zeros((), dtype=d.dtype, device=d.device)
@@ -433,6 +441,8 @@ def distillation_loss(
     *,
     skew: float | None = None,
     vocab: str | None = None,
+    chunk_bytes: int | None = None,
+    validate: bool = True,
 ) -> torch.Tensor | DistillationOutput:
     r"""Token-level distillation loss :math:`D(\text{teacher} \,\|\, \text{student})` from logits.
 
@@ -482,7 +492,8 @@ def distillation_loss(
         chunk, never a padded copy of the input). Padding is a ``ValueError`` where the
         larger side has mass on its extra entries and the divergence is then infinite for
         every token (forward KL with a larger teacher, reverse KL with a larger student): a
-        host read checks this, once per call, outside ``torch.compile``.
+        host read checks this, once per call, outside ``torch.compile`` and with
+        ``validate=True``.
     reduction:
         ``"none"`` (per token, batch shape, zeros where ignored), ``"sum"``, ``"mean"`` (over
         kept tokens; 0 with a zero gradient when none is kept) or ``"batchmean"`` (as TRL:
@@ -494,12 +505,23 @@ def distillation_loss(
     return_components:
         Return a :class:`DistillationOutput` ``(loss, distillation, cross_entropy)``.
     chunk_size:
-        Tokens per chunk (default: ``N / 256``, kept between ``2**16 / V`` and ``2**20 / V``).
-        Peak memory above the inputs is the gradient (N x V in the logits' dtype, float32 for
-        float16) plus about 8 float32 temporaries of chunk x V (1.03 x N*V*4 bytes in all,
-        measured as peak resident memory at (2048, 32000) in float32, "js"; members without
-        closed-form partials in the registry, such as ``alpha``, go through autograd per
-        chunk: about 26 temporaries, 1.12).
+        Tokens per chunk; by default chosen from ``chunk_bytes``. Peak memory above the inputs
+        is the gradient (N x V in the logits' dtype, float32 for float16) plus about 8
+        float32 temporaries of chunk x V (members without closed-form partials in the
+        registry, such as ``alpha``, go through autograd per chunk: about 26).
+    chunk_bytes:
+        Memory budget in bytes for one chunk's temporaries (keyword-only; not with
+        ``chunk_size``): ``chunk = budget / (8 * 4 * V)`` tokens (26 temporaries for the
+        autograd members, 8-byte entries for float64), at least 1. Default by device: on CPU
+        tensors ``N / 256`` tokens kept between ``2**16 / V`` and ``2**20 / V`` (cache-sized
+        blocks run fastest there; 1.03 x N*V*4 bytes above the inputs in all, measured as
+        peak resident memory at (2048, 32000) in float32, "js"; 1.12 with autograd); on CUDA
+        1/8 of the free memory, between 64 MiB and 1 GiB (every operation is a kernel launch:
+        at (2048, 128256) a 1 GiB budget runs 8 chunks of 261 tokens where the CPU rule runs
+        256 of 8); under ``torch.compile`` and on other accelerators 512 MiB.
+    validate:
+        Keyword-only. ``False`` skips the checks that read values back to the host (the
+        padding check above): with it no call synchronises on an accelerator.
 
     The gradient is formed during the forward pass in closed form:
     :math:`\partial D / \partial s_v = (a_v - q_v \sum_u a_u) / T` with
@@ -516,7 +538,8 @@ def distillation_loss(
 
     Returns a float32 tensor (float64 for float64 inputs): a scalar, or the batch shape for
     ``reduction="none"``. No host synchronisation on accelerators (on CPU tensors one free
-    read per chunk checks for ``-inf`` logits); traces under ``torch.compile``.
+    read per chunk checks for ``-inf`` logits; with ``vocab="pad"`` and different
+    vocabulary sizes one read per call checks the padding); traces under ``torch.compile``.
 
     >>> import torch
     >>> from divergences.losses import distillation_loss
@@ -533,7 +556,7 @@ def distillation_loss(
     """
     s = check_logits(student_logits, "student_logits")
     t = check_logits(teacher_logits, "teacher_logits")
-    temp, h = check_options(temperature, hard_weight, reduction, chunk_size)
+    temp, h = check_options(temperature, hard_weight, reduction, chunk_size, chunk_bytes)
     fd = resolve_divergence(divergence, beta, alpha, skew)
     mode = resolve_vocab(vocab, pad_vocab)
     if s.shape[:-1] != t.shape[:-1]:
@@ -546,7 +569,7 @@ def distillation_loss(
     vs, vt = s.shape[-1], t.shape[-1]
     names = ("student_logits", "teacher_logits")
     check_vocab(mode, vs, vt, names)
-    if mode == "pad":
+    if mode == "pad" and validate:
         check_padding(fd, vs, vt, lambda: bool((s[..., vt:] > -math.inf).any()),
                       lambda: bool((t[..., vs:] > -math.inf).any()), names)
     if h > 0.0 and labels is None:
@@ -561,9 +584,10 @@ def distillation_loss(
         if flat_labels is not None else torch.zeros(n, dtype=torch.long, device=s.device)
     )
     scale = temp * temp if temperature_scaling else 1.0
-    chunk = chunk_size or cd.auto_chunk(n, v)
     masked = labels is not None or mask is not None
     out_dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
+    chunk = cd.pick_chunk(n, v, s.device, chunk_size, chunk_bytes, temps=row_temps(fd),
+                          itemsize=out_dtype.itemsize)
     weights = token_weights(keep, batch, reduction, num_items_in_batch, masked, out_dtype)
     out, soft, hard = cd.chunked_loss(
         _DenseRows(fd, temp, with_ce, mode), s, [t, safe_labels], [True, False], keep,

@@ -67,25 +67,53 @@ MIN_CHUNK_ELEMENTS = 1 << 16
 MAX_CHUNK_ELEMENTS = 1 << 24
 MIN_TILE_ELEMENTS = 1 << 14
 MAX_TILE_ELEMENTS = 1 << 18
+# With a memory budget (the accelerator default, or chunk_bytes=): the two chunk x V buffers
+# and about ten chunk x tile temporaries, half of the budget each. At (2048, 128256) and
+# 1 GiB that is 4 chunks of 523 tokens and 5 tiles, where the CPU rule (sized for caches)
+# runs 32 chunks of 47 tiles each.
+BUFFERS = 2
+TILE_TEMPS = 10
+HALF = (torch.bfloat16, torch.float16)
+# Rows of a half-precision weight converted to float32 at a time (about 2**20 elements on the
+# CPU; from the budget elsewhere: half_tile_elements).
+HALF_TILE_ELEMENTS = 1 << 20
 
 
-def auto_sizes(n: int, v: int) -> tuple[int, int]:
+def auto_sizes(n: int, v: int, budget: int | None = None, itemsize: int = 4
+               ) -> tuple[int, int]:
     """Default ``(chunk, tile)``: tokens per chunk and vocabulary entries per tile.
 
-    ``chunk = ceil(n / 32)`` (at least ``2**16 / v``: below that the per-chunk overhead
-    dominates and the absolute memory is small; at most ``2**24 / v``), ``tile`` such that ``chunk * tile`` is
-    ``n * v / 1500`` clamped to ``[2**14, 2**18]``; both at least 1 and at most ``n``, ``v``.
+    Without ``budget`` (the CPU default): ``chunk = ceil(n / 32)`` (at least ``2**16 / v``:
+    below that the per-chunk overhead dominates and the absolute memory is small; at most
+    ``2**24 / v``), ``tile`` such that ``chunk * tile`` is ``n * v / 1500`` clamped to
+    ``[2**14, 2**18]``. With ``budget`` (bytes for one chunk's work, entries of ``itemsize``
+    bytes): half of it for the two ``chunk x v`` buffers, half for a tile's ten
+    ``chunk x tile`` temporaries. Both at least 1 and at most ``n``, ``v``.
 
     >>> auto_sizes(4096, 32000)
     (128, 682)
+    >>> auto_sizes(2048, 128256, budget=1 << 30)
+    (523, 25663)
     """
     n, v = max(n, 1), max(v, 1)
+    if budget is not None:
+        half = max(1, budget // 2)
+        chunk = cd.rows_for_budget(n, BUFFERS * itemsize * v, half)
+        tile = max(1, min(v, half // (TILE_TEMPS * itemsize * chunk)))
+        return chunk, tile
     chunk = max(-(-n // CHUNK_DIVISOR), MIN_CHUNK_ELEMENTS // v)
     chunk = min(chunk, max(1, MAX_CHUNK_ELEMENTS // v))
     chunk = max(1, min(chunk, n))
     elems = min(max(n * v // TILE_DIVISOR, MIN_TILE_ELEMENTS), MAX_TILE_ELEMENTS)
     tile = max(1, min(v, elems // chunk))
     return chunk, tile
+
+
+def half_tile_elements(budget: int | None) -> int:
+    """Weight entries converted to float32 at a time for a half-precision head: 2**20 on
+    the CPU (cache), else a quarter of the chunk budget in float32 entries (a few launches
+    for a whole 128k x 4k head at the accelerator default)."""
+    return HALF_TILE_ELEMENTS if budget is None else max(1, budget // 16)
 
 
 def head_logits(
@@ -107,7 +135,7 @@ def transform(z: torch.Tensor, scale: float, softcap: float | None) -> torch.Ten
     return z
 
 
-def _chunk_logits(h, w, b, scale, cap, v, dt):
+def _chunk_logits(h, w, b, scale, cap, v, dt, half_elems=HALF_TILE_ELEMENTS):
     """The chunk's transformed logits, transposed: ``(v, c)`` in ``dt``, ``-inf`` beyond
     ``w``'s rows.
 
@@ -117,7 +145,7 @@ def _chunk_logits(h, w, b, scale, cap, v, dt):
     (float32 inputs) or is converted once into it; scale, bias and soft cap are applied in
     place."""
     if w.dtype != dt and w.dtype in HALF:
-        z = _half_head(h, w, b, dt)
+        z = _half_head(h, w, b, dt, half_elems)
     else:
         z = w @ h.t()
         if z.dtype != dt:
@@ -133,17 +161,13 @@ def _chunk_logits(h, w, b, scale, cap, v, dt):
     return z
 
 
-HALF = (torch.bfloat16, torch.float16)
-# Rows of a half-precision weight converted to float32 at a time (about 2**20 elements).
-HALF_TILE_ELEMENTS = 1 << 20
 
-
-def _half_rows(w: torch.Tensor) -> int:
-    return max(1, HALF_TILE_ELEMENTS // max(1, w.shape[1]))
+def _half_rows(w: torch.Tensor, elems: int = HALF_TILE_ELEMENTS) -> int:
+    return max(1, elems // max(1, w.shape[1]))
 
 
 def _half_head(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
-               dt: torch.dtype) -> torch.Tensor:
+               dt: torch.dtype, elems: int = HALF_TILE_ELEMENTS) -> torch.Tensor:
     """``W @ h^T (+ b)`` for a half-precision head, vocabulary-major, in ``dt``.
 
     CPU BLAS multiplies bfloat16 several times slower than float32 (the whole fused loss took
@@ -153,7 +177,7 @@ def _half_head(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
     (a half matmul accumulates in float32 and rounds its output)."""
     hh = h.to(dt).t()
     z = torch.empty(w.shape[0], h.shape[0], dtype=dt, device=h.device)
-    step = _half_rows(w)
+    step = _half_rows(w, elems)
     for j in range(0, w.shape[0], step):
         zt = z[j:j + step]
         torch.mm(w[j:j + step].to(dt), hh, out=zt)
@@ -164,11 +188,12 @@ def _half_head(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
     return z
 
 
-def _half_grad_hidden(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def _half_grad_hidden(g: torch.Tensor, w: torch.Tensor,
+                      elems: int = HALF_TILE_ELEMENTS) -> torch.Tensor:
     """``g^T W`` in float32 for vocabulary-major ``g`` and a half-precision ``W``, over the
     same row tiles as :func:`_half_head`."""
     out = torch.zeros(g.shape[1], w.shape[1], dtype=g.dtype, device=g.device)
-    step = _half_rows(w)
+    step = _half_rows(w, elems)
     for j in range(0, w.shape[0], step):
         out.addmm_(g[j:j + step].t(), w[j:j + step].to(g.dtype))
     return out
@@ -193,7 +218,7 @@ def _terms_and_partials(fd, lp, lq, finite):
     partials wrt ``lq`` (:meth:`~divergences.fdiv.FDivergence.terms_and_partial`). ``finite``: no logit can be
     ``-inf`` (no bias, no padding), so the zero-mass bookkeeping is skipped; otherwise it is
     skipped only when a (free, on CPU) host read finds no zero mass in the tile."""
-    sync = lq.device.type == "cpu" and not torch.compiler.is_compiling()
+    sync = _stored_grad.host_reads_free(lq)
     t, a = fd.terms_and_partial(lp, lq, sync=sync, zero_mass=False if finite else None)
     return t.sum(0), a
 
@@ -222,6 +247,7 @@ class FusedConfig:
     v: int
     dt: torch.dtype
     finite: bool
+    half_elems: int
     keep: torch.Tensor
     weights: torch.Tensor
     labels: torch.Tensor
@@ -239,9 +265,10 @@ def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_gr
     v_s = ws.shape[0]
     vs = min(v_s, v)
     c = h_c.shape[0]
-    zs = _chunk_logits(h_c, ws[:v], None if bs is None else bs[:v], s_scale, s_cap, v, dt)
+    he = cfg.half_elems
+    zs = _chunk_logits(h_c, ws[:v], None if bs is None else bs[:v], s_scale, s_cap, v, dt, he)
     buf = _chunk_logits(ht_c, wt[:v], None if bt is None else bt[:v], cfg.t_scale, cfg.t_cap,
-                        v, dt)
+                        v, dt, he)
     ls = _log_normaliser(zs, inv_t, tile)
     lt = _log_normaliser(buf, inv_t, tile)
     d = zs.new_zeros(c)
@@ -259,7 +286,7 @@ def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_gr
     soft = cd.nan_rows(d.clamp_min(0.0), ls, lt)
     zero = torch.zeros((), dtype=dt, device=zs.device)
     # The cross-entropy uses the student's whole vocabulary, also when it is truncated.
-    zf = zs if v_s <= v else _chunk_logits(h_c, ws, bs, s_scale, s_cap, v_s, dt)
+    zf = zs if v_s <= v else _chunk_logits(h_c, ws, bs, s_scale, s_cap, v_s, dt, he)
     if cfg.with_ce:
         l1 = ls if inv_t == 1.0 and zf is zs else _log_normaliser(zf, 1.0, tile)
         hard = l1 - zf.gather(0, lab.unsqueeze(0)).squeeze(0)
@@ -339,7 +366,8 @@ def _fused_forward(cfg: FusedConfig, needs, hs, ws, bs, ht, wt, bt):
         # g is vocabulary-major (rows, c): g^T W and g h are plain matmuls.
         if g_h2 is not None:
             w_r = ws_[:rows]
-            gh = _half_grad_hidden(g, w_r) if ws.dtype in HALF else g.t().to(ws.dtype) @ w_r
+            gh = (_half_grad_hidden(g, w_r, cfg.half_elems) if ws.dtype in HALF
+                  else g.t().to(ws.dtype) @ w_r)
             g_h2[s:e] = gh.to(g_h2.dtype)
         if g_w is not None:
             g_w[:rows].addmm_(g.to(acc), h_c.to(acc))
@@ -426,6 +454,8 @@ def fused_linear_distillation_loss(
     *,
     skew: float | None = None,
     vocab: str | None = None,
+    chunk_bytes: int | None = None,
+    validate: bool = True,
 ) -> torch.Tensor | DistillationOutput:
     r""":func:`distillation_loss` on the logits of two linear heads, never materialised whole.
 
@@ -442,10 +472,9 @@ def fused_linear_distillation_loss(
     ``teacher_weight`` ``(V_t, H_t)``. Gradients flow to the student's hidden states, weight
     and bias; the teacher is treated as frozen (no gradient).
 
-    Computation (see the module notes): ``chunk_size`` tokens at a time (default
-    ``ceil(N / 32)``), each chunk's two logit blocks are formed once in float32; the exact
-    log-normalisers come from an online log-sum-exp over vocabulary tiles of ``vocab_tile``
-    entries (default: :func:`auto_sizes`), then, tile by tile, the registry's terms, their
+    Computation (see the module notes): ``chunk_size`` tokens at a time, each chunk's two
+    logit blocks are formed once in float32; the exact log-normalisers come from an online
+    log-sum-exp over vocabulary tiles of ``vocab_tile`` entries, then, tile by tile, the registry's terms, their
     derivatives and the gradient with respect to the student's logits are formed and
     contracted into the gradients of the hidden states (``g @ W``), weight (``g^T h``,
     accumulated in float32) and bias. Memory beyond those gradients: two chunk x V float32
@@ -458,7 +487,18 @@ def fused_linear_distillation_loss(
     float32 (a loss scale arrives only in the backward pass). Dropped tokens' hidden states
     are zeroed by selection before any product over tokens, so a NaN there cannot reach the
     weight's gradient; a NaN in a counted token makes the loss NaN. The loss must be reduced
-    when a gradient is needed (``reduction="none"`` gives values only). As in
+    when a gradient is needed (``reduction="none"`` gives values only).
+
+    Sizes (:func:`auto_sizes`): ``chunk_size`` and ``vocab_tile`` when given; else from
+    ``chunk_bytes`` (keyword-only, not with ``chunk_size``), a memory budget in bytes for
+    one chunk's work: half for the two chunk x V float32 buffers, half for a tile's ten
+    temporaries, a quarter for a half-precision head's float32 weight tiles. Default by
+    device: on CPU tensors ``ceil(N / 32)`` tokens and tiles of about ``N * V / 1500``
+    entries per chunk (cache-sized), on CUDA 1/8 of the free memory between 64 MiB and
+    1 GiB (at ``(2048, 128256)``, 1 GiB runs 4 chunks of 5 tiles, the CPU rule 32 chunks
+    of 47), under ``torch.compile`` and on other accelerators 512 MiB. ``validate=False``
+    (keyword-only) skips the one host read of a call, the ``vocab="pad"`` check of the
+    heads' extra rows; the chunk loop never reads values back off the CPU. As in
     :func:`distillation_loss`, a second backward pass forms the stored gradients again, and
     double backward (``create_graph=True``) recomputes the loss with plain autograd from
     whole logits (N x V memory for that call); both need the input tensors alive.
@@ -474,7 +514,7 @@ def fused_linear_distillation_loss(
     """
     hs, ws, bs = _check_pair(student_hidden, student_weight, student_bias, "student")
     ht, wt, bt = _check_pair(teacher_hidden, teacher_weight, teacher_bias, "teacher")
-    temp, h = check_options(temperature, hard_weight, reduction, chunk_size)
+    temp, h = check_options(temperature, hard_weight, reduction, chunk_size, chunk_bytes)
     if vocab_tile is not None and (
         isinstance(vocab_tile, bool) or not isinstance(vocab_tile, int) or vocab_tile < 1
     ):
@@ -498,7 +538,7 @@ def fused_linear_distillation_loss(
     vs, vt = ws.shape[0], wt.shape[0]
     names = ("student_weight", "teacher_weight")
     check_vocab(mode, vs, vt, names)
-    if mode == "pad":
+    if mode == "pad" and validate:
         # The extra rows of a head give finite logits (mass) unless their bias is -inf.
         check_padding(fd, vs, vt,
                       lambda: bs is None or bool((bs[vt:] > -math.inf).any()),
@@ -529,14 +569,16 @@ def fused_linear_distillation_loss(
         weights_run = torch.ones(n, dtype=dt, device=hs.device)
     else:
         weights_run = weights
-    auto_chunk, auto_tile = auto_sizes(n, v)
+    budget = chunk_bytes if chunk_bytes is not None else cd.default_budget(hs.device)
+    auto_chunk, auto_tile = auto_sizes(n, v, budget, dt.itemsize)
     chunk = chunk_size or auto_chunk
     tile = vocab_tile or max(1, min(v, (auto_chunk * auto_tile) // chunk))
     finite = bs is None and bt is None and vs == vt
     cfg = FusedConfig(
         fd=fd, inv_t=1.0 / temp, with_ce=with_ce, chunk=chunk, tile=tile,
         w_soft=(1.0 - h) * scale, w_hard=h, s_scale=s_scale, s_cap=s_cap, t_scale=t_scale,
-        t_cap=t_cap, v=v, dt=dt, finite=finite, keep=keep, weights=weights_run,
+        t_cap=t_cap, v=v, dt=dt, finite=finite, half_elems=half_tile_elements(budget),
+        keep=keep, weights=weights_run,
         labels=safe_labels,
     )
     kernel = _stored_grad.Kernel(

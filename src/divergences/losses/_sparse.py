@@ -134,6 +134,7 @@ def sparse_distillation_loss(
     validate: bool = True,
     *,
     skew: float | None = None,
+    chunk_bytes: int | None = None,
 ) -> torch.Tensor | DistillationOutput:
     r"""Distillation loss against a teacher stored as its top-k: :math:`D_f(p\|q)` on k + 1 atoms.
 
@@ -148,8 +149,9 @@ def sparse_distillation_loss(
     The divergence names, ``temperature`` (applied to the student only: the stored teacher
     log-probabilities are used as they are), ``labels``/``mask``, ``reduction``,
     ``num_items_in_batch``, ``hard_weight``, ``temperature_scaling``, ``return_components``,
-    ``skew`` (``alpha`` its deprecated spelling for the skew divergences) and ``chunk_size``
-    are those of :func:`distillation_loss`, and so are the stored-gradient rules (float32
+    ``skew`` (``alpha`` its deprecated spelling for the skew divergences), ``chunk_size`` and
+    ``chunk_bytes`` (the chunk's memory budget; here each chunk goes through autograd, about
+    26 float32 temporaries of chunk x V) are those of :func:`distillation_loss`, and so are the stored-gradient rules (float32
     for float16 logits; a second backward pass and double backward need the logits alive).
     A NaN in a counted token's student logits, or (with ``validate=False``) in its stored
     top-k, makes the loss NaN; in a dropped token it changes nothing.
@@ -184,7 +186,7 @@ def sparse_distillation_loss(
     True
     """
     s = check_logits(student_logits, "student_logits")
-    temp, h = check_options(temperature, hard_weight, reduction, chunk_size)
+    temp, h = check_options(temperature, hard_weight, reduction, chunk_size, chunk_bytes)
     check_choice(tail, "tail", TAILS)
     fd = resolve_divergence(divergence, beta, alpha, skew)
     idx = _check_indices(teacher_topk_indices, s)
@@ -210,10 +212,12 @@ def sparse_distillation_loss(
     masked = labels is not None or mask is not None
     out_dtype = torch.float64 if s.dtype == torch.float64 else torch.float32
     weights = token_weights(keep, batch, reduction, num_items_in_batch, masked, out_dtype)
+    chunk = cd.pick_chunk(n, v, s.device, chunk_size, chunk_bytes, temps=cd.AUTOGRAD_TEMPS,
+                          itemsize=out_dtype.itemsize)
     out, soft, hard = cd.chunked_loss(
         _sparse_row_fn(fd, temp, tail, with_ce), s,
         [idx.reshape(-1, k), lpk.detach().reshape(-1, k), safe_labels], [False, False, False],
-        keep, w_soft=(1.0 - h) * scale, w_hard=h, chunk=chunk_size or cd.auto_chunk(n, v),
+        keep, w_soft=(1.0 - h) * scale, w_hard=h, chunk=chunk,
         weights=weights, name="sparse_distillation_loss",
     )
     loss = out if weights is not None else out.reshape(batch)

@@ -39,9 +39,9 @@ class DistillationLoss(nn.Module):
 
     The options (divergence, ``beta``, ``alpha`` (an order), ``temperature``,
     ``ignore_index``, ``reduction``, ``hard_weight``, ``temperature_scaling``, ``chunk_size``,
-    ``pad_vocab``, and keyword-only ``skew`` and ``vocab``) are fixed at construction and
-    checked there (the deprecated ``alpha=`` for a skew divergence's weight warns once, there,
-    and is kept as ``skew``); ``forward(student_logits, teacher_logits,
+    ``pad_vocab``, and keyword-only ``skew``, ``vocab``, ``chunk_bytes`` and ``validate``) are
+    fixed at construction and checked there (the deprecated ``alpha=`` for a skew
+    divergence's weight warns once, there, and is kept as ``skew``); ``forward(student_logits, teacher_logits,
     labels=None, mask=None, num_items_in_batch=None, return_components=False)``.
 
     >>> import torch
@@ -68,9 +68,11 @@ class DistillationLoss(nn.Module):
         *,
         skew: float | None = None,
         vocab: str | None = None,
+        chunk_bytes: int | None = None,
+        validate: bool = True,
     ) -> None:
         super().__init__()
-        check_options(temperature, hard_weight, reduction, chunk_size)
+        check_options(temperature, hard_weight, reduction, chunk_size, chunk_bytes)
         self.divergence = divergence
         self.beta = beta
         self.alpha, self.skew = _resolve_names(divergence, beta, alpha, skew)
@@ -81,6 +83,8 @@ class DistillationLoss(nn.Module):
         self.hard_weight = hard_weight
         self.temperature_scaling = temperature_scaling
         self.chunk_size = chunk_size
+        self.chunk_bytes = chunk_bytes
+        self.validate = validate
         self.pad_vocab = pad_vocab
 
     def forward(
@@ -98,6 +102,7 @@ class DistillationLoss(nn.Module):
             mask=mask, reduction=self.reduction, num_items_in_batch=num_items_in_batch,
             hard_weight=self.hard_weight, temperature_scaling=self.temperature_scaling,
             return_components=return_components, chunk_size=self.chunk_size,
+            chunk_bytes=self.chunk_bytes, validate=self.validate,
             skew=self.skew, vocab=self.vocab,
         )
 
@@ -113,7 +118,8 @@ class SparseDistillationLoss(nn.Module):
 
     Options at construction (``tail``, divergence, ``beta``, ``alpha``, ``temperature``,
     ``ignore_index``, ``reduction``, ``hard_weight``, ``temperature_scaling``, ``chunk_size``,
-    ``validate``, keyword-only ``skew``); ``forward(student_logits, teacher_topk_indices, teacher_topk_logprobs,
+    ``validate``, keyword-only ``skew`` and ``chunk_bytes``); ``forward(student_logits,
+    teacher_topk_indices, teacher_topk_logprobs,
     labels=None, mask=None, num_items_in_batch=None, return_components=False)``.
 
     >>> import torch
@@ -141,10 +147,11 @@ class SparseDistillationLoss(nn.Module):
         validate: bool = True,
         *,
         skew: float | None = None,
+        chunk_bytes: int | None = None,
     ) -> None:
         super().__init__()
         check_choice(tail, "tail", TAILS)
-        check_options(temperature, hard_weight, reduction, chunk_size)
+        check_options(temperature, hard_weight, reduction, chunk_size, chunk_bytes)
         self.tail = tail
         self.divergence = divergence
         self.beta = beta
@@ -155,6 +162,7 @@ class SparseDistillationLoss(nn.Module):
         self.hard_weight = hard_weight
         self.temperature_scaling = temperature_scaling
         self.chunk_size = chunk_size
+        self.chunk_bytes = chunk_bytes
         self.validate = validate
 
     def forward(
@@ -174,6 +182,7 @@ class SparseDistillationLoss(nn.Module):
             mask=mask, reduction=self.reduction, num_items_in_batch=num_items_in_batch,
             hard_weight=self.hard_weight, temperature_scaling=self.temperature_scaling,
             return_components=return_components, chunk_size=self.chunk_size,
+            chunk_bytes=self.chunk_bytes,
             validate=self.validate, skew=self.skew,
         )
 
@@ -186,8 +195,8 @@ class SparseDistillationLoss(nn.Module):
 class FusedLinearDistillationLoss(nn.Module):
     """Module face of :func:`~divergences.losses.fused_linear_distillation_loss`.
 
-    Options at construction (those of :class:`DistillationLoss`, ``skew`` and ``vocab``
-    included, plus ``vocab_tile``,
+    Options at construction (those of :class:`DistillationLoss`, ``skew``, ``vocab``,
+    ``chunk_bytes`` and ``validate`` included, plus ``vocab_tile``,
     ``student_logit_scale``,
     ``teacher_logit_scale``, ``student_final_logit_softcapping``,
     ``teacher_final_logit_softcapping``); ``forward(student_hidden, student_weight,
@@ -226,9 +235,11 @@ class FusedLinearDistillationLoss(nn.Module):
         *,
         skew: float | None = None,
         vocab: str | None = None,
+        chunk_bytes: int | None = None,
+        validate: bool = True,
     ) -> None:
         super().__init__()
-        check_options(temperature, hard_weight, reduction, chunk_size)
+        check_options(temperature, hard_weight, reduction, chunk_size, chunk_bytes)
         self.divergence = divergence
         self.beta = beta
         self.alpha, self.skew = _resolve_names(divergence, beta, alpha, skew)
@@ -239,6 +250,8 @@ class FusedLinearDistillationLoss(nn.Module):
         self.hard_weight = hard_weight
         self.temperature_scaling = temperature_scaling
         self.chunk_size = chunk_size
+        self.chunk_bytes = chunk_bytes
+        self.validate = validate
         self.vocab_tile = vocab_tile
         self.pad_vocab = pad_vocab
         self.student_logit_scale = student_logit_scale
@@ -266,7 +279,8 @@ class FusedLinearDistillationLoss(nn.Module):
             ignore_index=self.ignore_index, mask=mask, reduction=self.reduction,
             num_items_in_batch=num_items_in_batch, hard_weight=self.hard_weight,
             temperature_scaling=self.temperature_scaling, return_components=return_components,
-            chunk_size=self.chunk_size, vocab_tile=self.vocab_tile, vocab=self.vocab,
+            chunk_size=self.chunk_size, chunk_bytes=self.chunk_bytes, validate=self.validate,
+            vocab_tile=self.vocab_tile, vocab=self.vocab,
             skew=self.skew,
             student_logit_scale=self.student_logit_scale,
             teacher_logit_scale=self.teacher_logit_scale,

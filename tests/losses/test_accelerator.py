@@ -1,0 +1,214 @@
+"""The losses on an accelerator: chunks sized from a memory budget, no host synchronisation in
+the hot loop, ``torch.compile``.
+
+No GPU is needed: the ``meta`` device runs the accelerator path at full size without
+allocating (shapes only; a host read there raises), and :func:`host_reads_free` patched to
+``False`` runs it on the CPU with real values. The CUDA test runs only where CUDA is present.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from divergences.losses import (
+    DistillationLoss,
+    FusedLinearDistillationLoss,
+    distillation_loss,
+    fused_linear_distillation_loss,
+    sparse_distillation_loss,
+)
+from divergences.losses import _chunked_distill as cd
+from divergences.losses import _fused_linear as fl
+
+N, V, H = 2048, 128256, 4096  # the issue's shape: Llama 3's vocabulary
+GIB = 1 << 30
+SYNC_OPS = ("aten._local_scalar_dense", "aten.item", "aten.nonzero", "aten.is_nonzero")
+
+
+class CountOps(TorchDispatchMode):
+    """Counts every aten operation dispatched inside the ``with`` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.ops.values())
+
+    @property
+    def syncs(self) -> dict[str, int]:
+        return {k: self.ops[k] for k in SYNC_OPS if self.ops[k]}
+
+
+@pytest.fixture
+def count_chunks(monkeypatch):
+    """Counts calls of the dense chunk kernel (one per chunk)."""
+    calls = []
+    inner = cd.chunk_values_and_grads
+
+    def wrapped(*args, **kwargs):
+        calls.append(args[1].shape[0])
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(cd, "chunk_values_and_grads", wrapped)
+    return calls
+
+
+def _meta_logits(n=N, v=V, dtype=torch.bfloat16):
+    s = torch.empty(n, v, dtype=dtype, device="meta", requires_grad=True)
+    t = torch.empty(n, v, dtype=dtype, device="meta")
+    return s, t
+
+
+# --------------------------------------------------------------------------------------------
+# 1. chunk sizes from a memory budget
+# --------------------------------------------------------------------------------------------
+
+
+def test_budget_rules_at_llama_vocabulary():
+    # CPU rule (unchanged): 8 rows, 256 chunks, as the issue measured.
+    assert cd.auto_chunk(N, V) == 8
+    assert cd.default_budget("cpu") is None
+    # A GPU-sized budget: a few dozen chunks at most.
+    for budget in (256 << 20, 512 << 20, GIB):
+        rows = cd.auto_chunk(N, V, budget)
+        assert rows == budget // (cd.CLOSED_FORM_TEMPS * 4 * V)
+        assert -(-N // rows) <= 32
+    assert -(-N // cd.auto_chunk(N, V, GIB)) == 8
+    # The autograd members (26 temporaries) and float64 get fewer rows for the same bytes.
+    assert cd.auto_chunk(N, V, GIB, temps=cd.AUTOGRAD_TEMPS) == GIB // (26 * 4 * V)
+    assert cd.auto_chunk(N, V, GIB, itemsize=8) == GIB // (8 * 8 * V)
+    # Clamped to [1, n].
+    assert cd.auto_chunk(10, V, 1) == 1
+    assert cd.auto_chunk(10, V, GIB) == 10
+
+
+def test_accelerator_budget_follows_free_memory(monkeypatch):
+    assert cd.accelerator_budget(139 * GIB) == GIB  # capped
+    assert cd.accelerator_budget(2 * GIB) == 256 << 20  # an eighth
+    assert cd.accelerator_budget(100 << 20) == 64 << 20  # floor
+    # Simulated CUDA device: free memory plus the caching allocator's idle blocks.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda dev=None: (3 * GIB, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda dev=None: 2 * GIB)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda dev=None: GIB)
+    assert cd.default_budget(torch.device("cuda", 0)) == (4 * GIB) // 8
+    # Other accelerators: a fixed budget.
+    assert cd.default_budget("meta") == cd.FIXED_ACCEL_BUDGET
+
+
+def test_fused_sizes_from_budget():
+    # CPU rule (unchanged).
+    assert fl.auto_sizes(4096, 32000) == (128, 682)
+    chunk, tile = fl.auto_sizes(N, V)
+    assert (-(-N // chunk), -(-V // tile)) == (32, 47)
+    chunk, tile = fl.auto_sizes(N, V, GIB)
+    assert -(-N // chunk) <= 8 and -(-V // tile) <= 8
+    assert 2 * chunk * V * 4 <= GIB // 2 and 10 * chunk * tile * 4 <= GIB // 2
+    # Half-precision heads convert a quarter of the budget of weight at a time.
+    assert fl.half_tile_elements(None) == fl.HALF_TILE_ELEMENTS
+    assert -(-(V * H) // fl.half_tile_elements(GIB)) <= 8
+
+
+def test_forward_op_count_at_llama_vocabulary(count_chunks):
+    """The accelerator path at the issue's full shape on the meta device (no memory): a
+    bfloat16 JS forward runs a few dozen chunks and under 2,000 aten operations (the CPU rule:
+    256 chunks, 24,592 operations here; 35,616 on the CPU with its host reads)."""
+    s, t = _meta_logits()
+    with CountOps() as m:
+        distillation_loss(s, t, "js", chunk_bytes=GIB)
+    assert len(count_chunks) == 8
+    assert m.total < 1200
+    count_chunks.clear()
+    with CountOps() as m:
+        distillation_loss(s, t, "js")  # the meta device's default: 512 MiB
+    assert len(count_chunks) == 16
+    assert m.total < 2000
+    # The CPU rule, 8 rows a chunk: two of its 256 chunks (16 rows) are already a third of
+    # the budgeted forward.
+    count_chunks.clear()
+    s16, t16 = _meta_logits(16)
+    with CountOps() as m_old:
+        distillation_loss(s16, t16, "js", chunk_size=cd.auto_chunk(N, V))
+    assert len(count_chunks) == 2
+    assert 128 * m_old.total > 10 * m.total
+
+
+def test_fused_op_count_at_llama_vocabulary():
+    """The fused-linear loss at the full shape with a 4096-wide bfloat16 head on the meta
+    device: 1 GiB runs 4 chunks of 5 tiles, about 1,760 operations (the CPU rule: 78,740)."""
+    hs = torch.empty(N, H, dtype=torch.bfloat16, device="meta", requires_grad=True)
+    ws = torch.empty(V, H, dtype=torch.bfloat16, device="meta", requires_grad=True)
+    ht = torch.empty(N, H, dtype=torch.bfloat16, device="meta")
+    wt = torch.empty(V, H, dtype=torch.bfloat16, device="meta")
+    with CountOps() as m:
+        fused_linear_distillation_loss(hs, ws, ht, wt, divergence="js", chunk_bytes=GIB)
+    # The CPU rule: 32 chunks of 64 tokens; one of them costs more than the whole.
+    chunk, tile = fl.auto_sizes(N, V)
+    with CountOps() as m_old:
+        fused_linear_distillation_loss(hs[:chunk], ws, ht[:chunk], wt, divergence="js",
+                                       chunk_size=chunk, vocab_tile=tile)
+    assert m.total < 2000
+    assert 32 * m_old.total > 20 * m.total
+
+
+def test_chunk_bytes_runs_and_matches(count_chunks):
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(64, 1000, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(64, 1000, generator=g, dtype=torch.float64)
+    ref = distillation_loss(s, t, "js", chunk_size=64)
+    (gref,) = torch.autograd.grad(ref, s)
+    count_chunks.clear()
+    budget = 16 * cd.CLOSED_FORM_TEMPS * 8 * 1000  # 16 float64 rows
+    got = distillation_loss(s, t, "js", chunk_bytes=budget)
+    assert count_chunks == [16] * 4
+    (gg,) = torch.autograd.grad(got, s)
+    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(gg, gref)
+    crit = DistillationLoss("js", chunk_bytes=budget)
+    torch.testing.assert_close(crit(s, t), ref)
+    idx = torch.log_softmax(t, -1).topk(8)
+    a = sparse_distillation_loss(s, idx.indices, idx.values, chunk_bytes=1)
+    b = sparse_distillation_loss(s, idx.indices, idx.values, chunk_size=64)
+    torch.testing.assert_close(a, b)
+
+
+def test_fused_chunk_bytes_matches():
+    g = torch.Generator().manual_seed(1)
+    hs = torch.randn(40, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    ws = torch.randn(300, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    ht, wt = torch.randn(40, 8, generator=g, dtype=torch.float64), torch.randn(
+        300, 8, generator=g, dtype=torch.float64)
+    ref = fused_linear_distillation_loss(hs, ws, ht, wt, divergence="js", chunk_size=40)
+    gref = torch.autograd.grad(ref, (hs, ws))
+    for budget in (1, 2 * 8 * 300 * 7, 1 << 30):
+        got = fused_linear_distillation_loss(hs, ws, ht, wt, divergence="js",
+                                             chunk_bytes=budget)
+        torch.testing.assert_close(got, ref)
+        for a, b in zip(torch.autograd.grad(got, (hs, ws)), gref):
+            torch.testing.assert_close(a, b)
+    crit = FusedLinearDistillationLoss("js", chunk_bytes=1 << 20)
+    torch.testing.assert_close(crit(hs, ws, ht, wt), ref)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "1GiB"])
+def test_chunk_bytes_checked(bad):
+    s = torch.randn(4, 6)
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        distillation_loss(s, s, chunk_bytes=bad)
+
+
+def test_chunk_size_and_bytes_exclusive():
+    s = torch.randn(4, 6)
+    with pytest.raises(ValueError, match="not both"):
+        distillation_loss(s, s, chunk_size=2, chunk_bytes=1 << 20)
+    with pytest.raises(ValueError, match="not both"):
+        DistillationLoss(chunk_size=2, chunk_bytes=1 << 20)
