@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from divergences import _stored_grad
 from divergences.losses import (
     DistillationLoss,
     FusedLinearDistillationLoss,
@@ -212,3 +213,159 @@ def test_chunk_size_and_bytes_exclusive():
         distillation_loss(s, s, chunk_size=2, chunk_bytes=1 << 20)
     with pytest.raises(ValueError, match="not both"):
         DistillationLoss(chunk_size=2, chunk_bytes=1 << 20)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. no host synchronisation off the CPU
+# --------------------------------------------------------------------------------------------
+
+LOGITS_CASES = [
+    ("forward_kl", {}),
+    ("reverse_kl", {}),
+    ("js", {"temperature": 2.0}),
+    ("js", {"hard_weight": 0.3, "labels": True, "mask": True}),
+    ("alpha", {}),  # autograd per chunk
+    ("forward_kl", {"vocab": "pad", "wider_teacher": True}),
+]
+
+
+def _logits_case(device, dtype, div, opts, n=24, v=50, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    vt = v + 3 if opts.get("wider_teacher") else v
+    s = torch.randn(n, v, generator=g, dtype=dtype).to(device).requires_grad_()
+    t = torch.randn(n, vt, generator=g, dtype=dtype)
+    t[:, v:] = -torch.inf  # the wider teacher's extra entries: no mass (finite forward KL)
+    t = t.to(device)
+    kw = {k: val for k, val in opts.items() if k not in ("labels", "mask", "wider_teacher")}
+    if opts.get("labels"):
+        lab = torch.randint(0, v, (n,), generator=g)
+        lab[::5] = -100
+        kw["labels"] = lab.to(device)
+    if opts.get("mask"):
+        kw["mask"] = (torch.arange(n) % 7 != 3).to(device)
+    return s, t, dict(divergence=div, chunk_size=5, validate=False, **kw)
+
+
+def _fused_case(device, dtype, n=24, v=50, seed=0, sizes=True):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype).to(device)
+
+    hs, ws, bs = r(n, 8).requires_grad_(), r(v, 8).requires_grad_(), r(v).requires_grad_()
+    ht, wt = r(n, 6), r(v, 6)
+    lab = torch.randint(0, v, (n,), generator=g)
+    lab[::4] = -100
+    kw = dict(student_bias=bs, divergence="js", labels=lab.to(device), hard_weight=0.2,
+              validate=False)
+    if sizes:
+        kw.update(chunk_size=5, vocab_tile=16)
+    return (hs, ws, bs), (hs, ws, ht, wt), kw
+
+
+def _sparse_case(device, dtype, n=24, v=50, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(n, v, generator=g, dtype=dtype).to(device).requires_grad_()
+    top = torch.log_softmax(torch.randn(n, v, generator=g, dtype=dtype), -1).topk(6)
+    return s, top.indices.to(device), top.values.to(device)
+
+
+@pytest.mark.parametrize(("div", "opts"), LOGITS_CASES)
+def test_no_sync_accelerator_path_meta(div, opts):
+    """The accelerator path at full width on the meta device: forward and backward dispatch
+    no operation that reads a value back (one would also fail there: meta has no values)."""
+    s, t, kw = _logits_case("meta", torch.bfloat16, div, opts, n=64, v=V)
+    with CountOps() as m:
+        distillation_loss(s, t, **kw).backward()
+    assert m.syncs == {}
+
+
+def test_no_sync_fused_and_sparse_meta():
+    _, args, kw = _fused_case("meta", torch.bfloat16, n=64, v=V, sizes=False)
+    with CountOps() as m:
+        fused_linear_distillation_loss(*args, **kw).backward()
+    assert m.syncs == {}
+    s, idx, lpk = _sparse_case("meta", torch.float32, n=64, v=1000)
+    with CountOps() as m:
+        sparse_distillation_loss(s, idx, lpk, divergence="js", validate=False).backward()
+    assert m.syncs == {}
+
+
+@pytest.fixture
+def accelerator_path(monkeypatch):
+    """The CPU running the accelerator path: no shortcut that reads values back."""
+    monkeypatch.setattr(_stored_grad, "host_reads_free", lambda x: False)
+
+
+@pytest.mark.parametrize(("div", "opts"), LOGITS_CASES)
+def test_no_sync_on_cpu_proxy(div, opts, monkeypatch):
+    """Real values on the CPU: the default path reads back at most two values per chunk
+    (its free shortcuts); the accelerator path none, with the same loss and gradient."""
+    s, t, kw = _logits_case("cpu", torch.float64, div, opts)
+    with CountOps() as m_cpu:
+        ref = distillation_loss(s, t, **kw)
+        (gref,) = torch.autograd.grad(ref, s)
+    assert sum(m_cpu.syncs.values()) <= 2 * 5  # 5 chunks
+    monkeypatch.setattr(_stored_grad, "host_reads_free", lambda x: False)
+    with CountOps() as m:
+        got = distillation_loss(s, t, **kw)
+        (gg,) = torch.autograd.grad(got, s)
+    assert m.syncs == {}
+    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(gg, gref)
+
+
+def test_no_sync_fused_and_sparse_cpu_proxy(accelerator_path):
+    (hs, ws, bs), args, kw = _fused_case("cpu", torch.float64)
+    with CountOps() as m:
+        loss = fused_linear_distillation_loss(*args, **kw)
+        grads = torch.autograd.grad(loss, (hs, ws, bs))
+    assert m.syncs == {}
+    assert all(torch.isfinite(g).all() for g in grads)
+    s, idx, lpk = _sparse_case("cpu", torch.float64)
+    with CountOps() as m:
+        loss = sparse_distillation_loss(s, idx, lpk, divergence="js", chunk_size=5,
+                                        validate=False)
+        loss.backward()
+    assert m.syncs == {}
+    assert torch.isfinite(s.grad).all()
+
+
+def test_sync_count_independent_of_chunks(accelerator_path):
+    """Even the checks kept on by default (validate=True) read back a fixed number of values
+    per call, never per chunk."""
+    s, t, kw = _logits_case("cpu", torch.float64, "forward_kl", {"vocab": "pad",
+                                                                 "wider_teacher": True})
+    counts = []
+    for chunk in (1, 4, 24):
+        with CountOps() as m:
+            distillation_loss(s, t, **{**kw, "chunk_size": chunk, "validate": True}).backward()
+        counts.append(sum(m.syncs.values()))
+    assert counts[0] == counts[1] == counts[2] <= 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_no_sync_cuda(dtype):
+    """On CUDA, forward and backward under ``set_sync_debug_mode("error")``: any
+    synchronising operation raises."""
+    cases = []
+    for div, opts in LOGITS_CASES:
+        s, t, kw = _logits_case("cuda", dtype, div, opts, n=256, v=4096)
+        cases.append(lambda s=s, t=t, kw=kw: distillation_loss(s, t, **kw).backward())
+    (_, _, _), args, kw = _fused_case("cuda", dtype, n=256, v=4096)
+    cases.append(lambda: fused_linear_distillation_loss(*args, **kw).backward())
+    s, idx, lpk = _sparse_case("cuda", dtype, n=256, v=4096)
+    cases.append(lambda: sparse_distillation_loss(s, idx, lpk, chunk_size=16,
+                                                  validate=False).backward())
+    for run in cases:
+        run()  # warm-up: one-off initialisation may synchronise
+    torch.cuda.synchronize()
+    old = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for run in cases:
+            run()
+    finally:
+        torch.cuda.set_sync_debug_mode(old)
+    torch.cuda.synchronize()
