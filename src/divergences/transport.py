@@ -241,9 +241,10 @@ def sinkhorn(
         Iterations at the target ``epsilon``; if ``tol`` is not reached a
         :class:`ConvergenceWarning` is issued and the last iterate is used.
     scaling
-        Epsilon-scaling: solve first at ``epsilon = diameter^p``, with one sweep per stage,
-        dividing by ``1/scaling`` down to ``epsilon`` (``0.5`` halves it each stage; about
-        ``log2(diameter^p / epsilon)`` extra sweeps). ``None`` starts at the target.
+        Epsilon-scaling: solve first at ``epsilon = diameter^p``, then at epsilons divided by
+        ``1/scaling`` down to ``epsilon`` (``0.5`` halves it each stage), each stage to a
+        marginal error of 1e-2 (at most 50 iterations) from the previous stage's potentials.
+        ``None`` starts at the target.
     backend
         ``"tensorized"`` forms the ``n x m`` cost matrix; ``"online"`` never does (block-wise
         log-sum-exp, memory linear in ``n + m``, one cost evaluation per entry per
@@ -257,16 +258,20 @@ def sinkhorn(
     ``dOT/dC = P``; they are exact at convergence.
 
     Convergence: Sinkhorn converges linearly, but its rate degrades as ``epsilon`` falls below
-    the spread of the costs; at intermediate ``epsilon`` (the plan almost, but not quite, a
-    permutation) it can become very slow, as POT's ``sinkhorn_log`` does on the same
-    problems. Epsilon-scaling gives a good start, not a faster rate; at the target ``epsilon``
-    the updates are over-relaxed (``f <- f + omega (T(g) - f)``, ``omega = 1.5``, falling
-    back to plain updates if the error stalls), which has the same fixed point and, on the
-    benchmark clouds, needs about 40% fewer iterations (``benchmarks/transport.py``,
-    section ``overrelaxation``). When ``tol`` is not met
-    the warning says so; the value returned is then the dual objective of the last iterate
-    (one of its marginals is exact, so its plan has mass 1), which is a lower bound on
-    ``OT_eps``.
+    the spread of the costs: when the plan is almost a permutation, mass moves between nearly
+    disconnected blocks by about ``exp(-gap/epsilon)`` per iteration. Each annealing stage is
+    therefore solved before the next (a stage that lags leaves its error in exactly those
+    slow modes), the updates are over-relaxed (``f <- f + omega (T(g) - f)``,
+    ``omega = 1.5``, falling back to plain updates if the error stalls; about 40% fewer
+    iterations on the benchmark clouds, ``benchmarks/transport.py``, section
+    ``overrelaxation``), and where the error still stalls on a dense cost whose second cloud
+    has at most 2,048 points, damped Newton steps on the dual finish the solve
+    (quadratic convergence; one step costs ``O(n m^2)``). POT's test problem (``arange(10)``,
+    ``epsilon = 0.1``, ``tol = 1e-9``) converges in 6 Newton steps after the annealing, and
+    200 x 150 points in 3-D at ``epsilon = 1e-3`` in about 50 ms, where one sweep per stage
+    had not converged after 10,000 iterations. When ``tol`` is not met the warning says so;
+    the value returned is then the dual objective of the last iterate (one of its marginals
+    is exact, so its plan has mass 1), which is a lower bound on ``OT_eps``.
 
     >>> import numpy as np
     >>> from divergences.transport import sinkhorn
