@@ -8,6 +8,8 @@ allocating (shapes only; a host read there raises), and :func:`host_reads_free` 
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import Counter
 
 import pytest
@@ -369,3 +371,64 @@ def test_no_sync_cuda(dtype):
     finally:
         torch.cuda.set_sync_debug_mode(old)
     torch.cuda.synchronize()
+
+
+# --------------------------------------------------------------------------------------------
+# 3. torch.compile
+# --------------------------------------------------------------------------------------------
+
+# aot_eager traces exactly what inductor compiles (dynamo, then AOTAutograd) in about a
+# second; inductor's C++ code generation takes about 30 s here, so it is opt-in.
+INDUCTOR = os.environ.get("DIVERGENCES_TEST_INDUCTOR") == "1" and shutil.which("cc") is not None
+BACKENDS = ["aot_eager"] + (["inductor"] if INDUCTOR else [])
+
+
+def _compare_compiled(f, inputs, backend, fullgraph=True):
+    torch._dynamo.reset()
+    eager_in = [x.detach().clone().requires_grad_(x.requires_grad) for x in inputs]
+    comp_in = [x.detach().clone().requires_grad_(x.requires_grad) for x in inputs]
+    want = f(*eager_in)
+    want.backward()
+    got = torch.compile(f, backend=backend, fullgraph=fullgraph)(*comp_in)
+    got.backward()
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    for a, b in zip(comp_in, eager_in):
+        if b.requires_grad:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("div", ["forward_kl", "reverse_kl", "js"])
+def test_logits_loss_compiles(div, backend):
+    g = torch.Generator().manual_seed(31)
+    s, t = torch.randn(12, 37, generator=g), torch.randn(12, 37, generator=g)
+    lab = torch.randint(0, 37, (12,), generator=g)
+    lab[::5] = -100
+
+    def f(a, b):
+        return distillation_loss(a, b, div, labels=lab, hard_weight=0.2, chunk_size=5)
+
+    _compare_compiled(f, [s.requires_grad_(), t.requires_grad_()], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sizing", [{}, {"chunk_bytes": 4 * 8 * 4 * 29}])
+def test_logits_loss_compiles_with_budget(sizing, backend):
+    """Chunks from the device's default or a given budget, under torch.compile."""
+    g = torch.Generator().manual_seed(32)
+    s, t = torch.randn(3, 4, 29, generator=g), torch.randn(3, 4, 29, generator=g)
+
+    def f(a):
+        return distillation_loss(a, t, "js", temperature=2.0, **sizing)
+
+    _compare_compiled(f, [s.requires_grad_()], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_linear_loss_compiles(backend):
+    (hs, ws, bs), args, kw = _fused_case("cpu", torch.float32, n=20, v=45, seed=33)
+
+    def f(h, w, b):
+        return fused_linear_distillation_loss(h, w, *args[2:], **{**kw, "student_bias": b})
+
+    _compare_compiled(f, [hs, ws, bs], backend)
