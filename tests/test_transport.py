@@ -633,3 +633,84 @@ def test_newton_finishes_where_sinkhorn_crawls():
     assert not slow.converged and slow.error > 1e-6
     fast = _sinkhorn.solve(cost, la, la, 0.1, sched, 1e-12, 300, omega=1.0)
     assert fast.converged and 0 < fast.newton_steps <= 15
+
+
+# --------------------------------------------------------------------------------------------
+# A precomputed cost (POT's M) and the exact solvers' plans (issue 15)
+# --------------------------------------------------------------------------------------------
+
+
+def test_sinkhorn_cost_matches_pot_and_the_point_cloud_solver():
+    ot = pytest.importorskip("ot")
+    from divergences.transport import sinkhorn_cost
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((30, 2)), rng.standard_normal((20, 2)) + 0.3
+    a, b = _simplex(rng, 30), _simplex(rng, 20)
+    m = ot.dist(x, y)
+    value, plan = sinkhorn_cost(m, a, b, epsilon=0.1, tol=1e-11, return_plan=True)
+    ref = ot.sinkhorn(a, b, m, 0.1, method="sinkhorn_log", stopThr=1e-14, numItermax=100000)
+    np.testing.assert_allclose(plan, ref, rtol=0, atol=1e-11)
+    assert value == pytest.approx(_primal(plan, m, a, b, 0.1), rel=1e-10)
+    assert value == pytest.approx(float(sinkhorn(x, y, a, b, epsilon=0.1, tol=1e-11)), rel=1e-10)
+    # batches, and the gradient of the value in the cost is the plan
+    batch = sinkhorn_cost(np.stack([m, 2 * m]), epsilon=0.1, tol=1e-11)
+    assert batch.shape == (2,)
+    tm = torch.tensor(m, requires_grad=True)
+    sinkhorn_cost(tm, torch.tensor(a), torch.tensor(b), epsilon=0.1, tol=1e-11).backward()
+    np.testing.assert_allclose(tm.grad.numpy(), ref, rtol=0, atol=1e-11)
+
+
+def test_sinkhorn_cost_rejects_bad_costs():
+    from divergences.transport import sinkhorn_cost
+
+    m = np.ones((3, 2))
+    with pytest.raises(ValueError, match="cost contains negative"):
+        sinkhorn_cost(-m)
+    bad = m.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="cost contains NaN"):
+        sinkhorn_cost(bad)
+    with pytest.raises(ValueError, match=r"cost must have shape \(n, m\)"):
+        sinkhorn_cost(np.ones(3))
+    with pytest.raises(ValueError, match=r"a must have shape \(3,\).*got \(2,\)"):
+        sinkhorn_cost(m, a=[0.5, 0.5])
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_wasserstein_1d_plan_is_the_optimal_coupling(p):
+    ot = pytest.importorskip("ot")
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(7), rng.standard_normal(5)
+    a, b = _simplex(rng, 7), _simplex(rng, 5)
+    value, plan = wasserstein_1d(x, y, a, b, p=p, return_plan=True)
+    c = np.abs(x[:, None] - y[None, :]) ** p
+    np.testing.assert_allclose(plan.sum(1), a, atol=1e-15)
+    np.testing.assert_allclose(plan.sum(0), b, atol=1e-15)
+    assert np.sum(plan * c) ** (1 / p) == pytest.approx(float(value), rel=1e-12)
+    assert np.sum(plan * c) == pytest.approx(ot.emd2(a, b, c), rel=1e-12)
+    # batches: one plan per row of the batch
+    xb, yb = rng.standard_normal((3, 6)), rng.standard_normal((3, 4))
+    _, plans = wasserstein_1d(xb, yb, p=p, return_plan=True)
+    assert plans.shape == (3, 6, 4)
+    for i in range(3):
+        np.testing.assert_allclose(plans[i], wasserstein_1d(xb[i], yb[i], p=p,
+                                                            return_plan=True)[1])
+
+
+def test_wasserstein_exact_plan():
+    ot = pytest.importorskip("ot")
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((6, 2)), rng.standard_normal((4, 2))
+    a, b = _simplex(rng, 6), _simplex(rng, 4)
+    for wa, wb in ((None, None), (a, b)):
+        value, plan = wasserstein_exact(x, y, wa, wb, return_plan=True)
+        ua = np.full(6, 1 / 6) if wa is None else wa
+        ub = np.full(4, 1 / 4) if wb is None else wb
+        np.testing.assert_allclose(plan.sum(1), ua, atol=1e-12)
+        np.testing.assert_allclose(plan.sum(0), ub, atol=1e-12)
+        assert np.sum(plan * ot.dist(x, y)) == pytest.approx(float(value) ** 2, rel=1e-10)
+        assert float(value) ** 2 == pytest.approx(ot.emd2(ua, ub, ot.dist(x, y)), rel=1e-10)
+    tx = torch.tensor(x)
+    _, tplan = wasserstein_exact(tx, torch.tensor(y), return_plan=True)
+    assert isinstance(tplan, torch.Tensor)

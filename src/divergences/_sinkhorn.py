@@ -88,6 +88,17 @@ class Cost:
         if not online:
             self.c_xy = pairwise_cost(x, y, p)
 
+    @classmethod
+    def from_matrix(cls, c: torch.Tensor) -> Cost:
+        """A dense cost given as a ``(B, n, m)`` matrix (no points: ``x``, ``y`` are empty
+        ``(B, n, 0)`` and ``(B, m, 0)`` placeholders that carry the shapes)."""
+        self = cls.__new__(cls)
+        self.x = c.new_empty((c.shape[0], c.shape[1], 0))
+        self.y = c.new_empty((c.shape[0], c.shape[2], 0))
+        self.p, self.online, self.block, self._c_yx = None, False, BLOCK_ELEMENTS, None
+        self.c_xy = c
+        return self
+
     @property
     def c_yx(self) -> torch.Tensor:
         """The transposed cost, made contiguous on first use (the symmetric solver never does)."""
@@ -391,6 +402,32 @@ class EnvelopeValue(torch.autograd.Function):
         if need[3]:
             gb = grad[:, None] * g
         return gx, gy, ga, gb, None, None, None, None, None, None
+
+
+class EnvelopeMatrix(torch.autograd.Function):
+    """``<a, f> + <b, g>`` for a given cost matrix, with envelope-theorem gradients:
+    ``a -> f``, ``b -> g`` and the cost to the plan ``P``."""
+
+    @staticmethod
+    def forward(ctx, c, a, b, f, g, loga, logb, eps, cost):
+        ctx.save_for_backward(f, g, loga, logb)
+        ctx.eps, ctx.cost = eps, cost
+        fa = torch.where(a > 0, a * f, 0.0).sum(-1)
+        gb = torch.where(b > 0, b * g, 0.0).sum(-1)
+        return fa + gb
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, g, loga, logb = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        gc = ga = gb = None
+        if need[0]:
+            gc = grad[:, None, None] * plan(ctx.cost, ctx.eps, f, g, loga, logb)
+        if need[1]:
+            ga = grad[:, None] * f
+        if need[2]:
+            gb = grad[:, None] * g
+        return gc, ga, gb, None, None, None, None, None, None
 
 
 def plan(cost: Cost, eps: float, f, g, loga, logb) -> torch.Tensor:

@@ -14,6 +14,11 @@ Weights
 Cost
     ``c(x, y) = ||x - y||^p`` (Euclidean norm), ``p >= 1``. Note that geomloss uses
     ``||x - y||^2 / 2`` for ``p = 2``: our values are twice its values at twice its epsilon.
+    :func:`sinkhorn_cost` takes a precomputed cost matrix instead (POT's ``M``).
+Plans
+    ``return_plan=True`` on :func:`sinkhorn`, :func:`sinkhorn_cost`,
+    :func:`wasserstein_exact` and :func:`wasserstein_1d` also returns the (optimal) plan
+    ``P``, ``(n, m)``, rows for ``x``'s points and columns for ``y``'s.
 Values
     :func:`sinkhorn` returns the entropic transport *cost*
     ``OT_eps(a, b) = min_P <P, C> + eps KL(P || a b^T)`` (a ``p``-th power, like ``W_p^p``);
@@ -52,6 +57,7 @@ __all__ = [
     "ConvergenceWarning",
     "monge_gap",
     "sinkhorn",
+    "sinkhorn_cost",
     "sinkhorn_divergence",
     "sliced_wasserstein",
     "wasserstein_1d",
@@ -82,12 +88,13 @@ def _weights(w: torch.Tensor | None, shape: torch.Size, like: torch.Tensor, name
     if w is None:
         w = torch.full(shape, 1.0 / shape[-1], dtype=like.dtype, device=like.device)
     else:
+        given = tuple(w.shape)
         if w.ndim == len(shape) - 1:
             w = w[None]
         if tuple(w.shape) != tuple(shape):
             raise ValueError(
                 f"{name} must have shape {tuple(shape[1:]) if shape[0] == 1 else tuple(shape)} "
-                f"(one weight per point); got {tuple(w.shape)}"
+                f"(one weight per point); got {given}"
             )
     logw = to_log_probs(w.detach(), "probs", name)
     return w, logw
@@ -298,6 +305,74 @@ def sinkhorn(
     return out, wrap(plan if batched else plan[0])
 
 
+def sinkhorn_cost(
+    cost: ArrayLike,
+    a: ArrayLike | None = None,
+    b: ArrayLike | None = None,
+    epsilon: float = 0.05,
+    return_plan: bool = False,
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 1000,
+    scaling: float | None = 0.5,
+    reduction: str = "none",
+) -> Any:
+    r"""Entropic optimal transport for a precomputed cost matrix (POT's ``ot.sinkhorn2(a, b, M, reg)``
+    argument order, with ``reg = epsilon``).
+
+    .. math:: \mathrm{OT}_\varepsilon(a, b) = \min_{P \in U(a, b)} \langle P, C\rangle
+              + \varepsilon\,\mathrm{KL}(P \,\|\, a b^\top)
+
+    for ``cost`` ``C`` of shape ``(n, m)`` (or ``(B, n, m)``: a batch), finite and
+    non-negative, and weights ``a`` ``(n,)``, ``b`` ``(m,)`` (uniform if ``None``). The
+    same solver as :func:`sinkhorn` (log-domain, annealed from ``max C`` down to
+    ``epsilon``, Newton steps where it stalls); the value includes the entropic term, so it
+    is POT's ``sinkhorn2`` value plus ``epsilon KL(P || a b^T)``. Gradients (torch input) by
+    the envelope theorem: ``dOT/dC = P``, ``dOT/da = f``, ``dOT/db = g``.
+    ``return_plan=True`` also returns ``P``.
+
+    >>> import numpy as np
+    >>> from divergences.transport import sinkhorn_cost
+    >>> c = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> value, plan = sinkhorn_cost(c, epsilon=1e-3, return_plan=True)
+    >>> np.round(plan, 3)
+    array([[0.5, 0. ],
+           [0. , 0.5]])
+    >>> round(float(value), 6)     # 0 + eps KL(diag/2 || 1/4) = eps log 2
+    0.000693
+    """
+    check_choice(reduction, "reduction", REDUCTIONS)
+    arrays = [cost] + [w for w in (a, b) if w is not None]
+    wnames = [n for n, w in zip(("a", "b"), (a, b)) if w is not None]
+    tensors, wrap = as_tensors(*arrays, names=["cost", *wnames])
+    tc = tensors[0]
+    tw = dict(zip(wnames, tensors[1:]))
+    if tc.ndim not in (2, 3) or tc.shape[-1] == 0 or tc.shape[-2] == 0:
+        raise ValueError(f"cost must have shape (n, m) or (batch, n, m) with n, m >= 1; "
+                         f"got {tuple(tc.shape)}")
+    batched = tc.ndim == 3
+    if not batched:
+        tc = tc[None]
+    _check_finite(tc, "cost")
+    if bool((tc < 0).any()):
+        raise ValueError("cost contains negative entries; a transport cost is >= 0")
+    wa, la = _weights(tw.get("a"), tc.shape[:2], tc, "a")
+    wb, lb = _weights(tw.get("b"), (tc.shape[0], tc.shape[2]), tc, "b")
+    eps, _, tol, max_iter, scaling = _options(epsilon, 1.0, tol, max_iter, scaling, "tensorized")
+    top = float(tc.detach().amax())
+    schedule = _sinkhorn.epsilon_schedule(top, 1.0, eps, scaling)
+    solver_cost = _sinkhorn.Cost.from_matrix(tc.detach())
+    res = _sinkhorn.solve(solver_cost, la, lb, eps, schedule, tol, max_iter)
+    _warn(res, _Setup(eps, 1.0, tol, max_iter, schedule, False, None), "sinkhorn_cost")
+    value = _sinkhorn.EnvelopeMatrix.apply(tc, wa, wb, res.f, res.g, la, lb, eps, solver_cost)
+    out = _out(value, wrap, batched, reduction)
+    if not return_plan:
+        return out
+    with torch.no_grad():
+        plan = _sinkhorn.plan(solver_cost, eps, res.f, res.g, la, lb)
+    return out, wrap(plan if batched else plan[0])
+
+
 def sinkhorn_divergence(
     x: ArrayLike,
     y: ArrayLike,
@@ -427,21 +502,39 @@ def _sorted_cdf(v: torch.Tensor, w: torch.Tensor | None):
         cdf = torch.arange(1, n + 1, dtype=v.dtype, device=v.device).expand_as(v) / n
     else:
         cdf = torch.cumsum(w.gather(-1, idx), dim=-1)
-    return vs, cdf
+    return vs, cdf, idx
 
 
-def _w1d_power(x, a, y, b, p: float) -> torch.Tensor:
-    """``int_0^1 |F^-1(t) - G^-1(t)|^p dt`` along the last axis (quantile coupling)."""
-    xs, cx = _sorted_cdf(x, a)
-    ys, cy = _sorted_cdf(y, b)
+def _quantile_coupling(x, a, y, b):
+    """The monotone coupling along the last axis: pieces of mass ``dt`` joining the sorted
+    samples ``ix`` of ``x`` and ``iy`` of ``y`` (positions in sorted order), over the merged
+    breakpoints of the two CDFs; also the sorted samples and the sorting permutations."""
+    xs, cx, px = _sorted_cdf(x, a)
+    ys, cy, py = _sorted_cdf(y, b)
     t, _ = torch.sort(torch.cat([cx, cy], dim=-1), dim=-1)
     t0 = torch.cat([torch.zeros_like(t[..., :1]), t[..., :-1]], dim=-1)
     dt = t - t0
     mid = (0.5 * (t + t0)).detach().contiguous()
     ix = torch.searchsorted(cx.detach().contiguous(), mid).clamp_max_(x.shape[-1] - 1)
     iy = torch.searchsorted(cy.detach().contiguous(), mid).clamp_max_(y.shape[-1] - 1)
+    return dt, ix, iy, xs, ys, px, py
+
+
+def _w1d_power(x, a, y, b, p: float) -> torch.Tensor:
+    """``int_0^1 |F^-1(t) - G^-1(t)|^p dt`` along the last axis (quantile coupling)."""
+    dt, ix, iy, xs, ys, _, _ = _quantile_coupling(x, a, y, b)
     diff = (xs.gather(-1, ix) - ys.gather(-1, iy)).abs()
     return (dt * (diff if p == 1 else diff.pow(p))).sum(-1)
+
+
+def _w1d_plan(x, a, y, b) -> torch.Tensor:
+    """The monotone (optimal) plan ``(..., n, m)`` in the samples' original order."""
+    with torch.no_grad():
+        dt, ix, iy, _, _, px, py = _quantile_coupling(x, a, y, b)
+        n, m = x.shape[-1], y.shape[-1]
+        flat = px.gather(-1, ix) * m + py.gather(-1, iy)
+        plan = dt.new_zeros((*dt.shape[:-1], n * m)).scatter_add_(-1, flat, dt)
+        return plan.reshape(*dt.shape[:-1], n, m)
 
 
 def _weights_1d(w, like: torch.Tensor, name: str) -> torch.Tensor | None:
@@ -463,6 +556,7 @@ def wasserstein_1d(
     p: float = 1,
     *,
     reduction: str = "none",
+    return_plan: bool = False,
 ) -> Any:
     r"""Exact ``p``-Wasserstein distance between weighted samples on the line.
 
@@ -474,12 +568,19 @@ def wasserstein_1d(
     the last axis; leading axes are a batch (equal on both sides). Weights ``a``, ``b`` have
     the shapes of ``x``, ``y`` (uniform if ``None``). For ``p = 1`` this is
     ``scipy.stats.wasserstein_distance``. Differentiable in the samples and weights.
+    ``return_plan=True`` also returns the optimal (monotone) plan, ``(..., n, m)`` with
+    rows and columns in the samples' given order (without gradient; with ``reduction``
+    applied to the values only).
 
     >>> from divergences.transport import wasserstein_1d
     >>> float(wasserstein_1d([0.0, 1.0, 3.0], [5.0, 6.0, 8.0]))
     5.0
     >>> round(float(wasserstein_1d([0.0, 1.0], [0.0, 1.0], a=[0.25, 0.75], p=2)), 6)
     0.5
+    >>> value, plan = wasserstein_1d([1.0, 0.0], [0.0, 1.0], a=[0.25, 0.75], return_plan=True)
+    >>> plan
+    array([[0.  , 0.25],
+           [0.5 , 0.25]])
     """
     check_choice(reduction, "reduction", REDUCTIONS)
     p = check_range(p, "p", 1.0, high_open=True)
@@ -500,7 +601,9 @@ def wasserstein_1d(
     wa = _weights_1d(tw.get("a"), tx, "a")
     wb = _weights_1d(tw.get("b"), ty, "b")
     values = _root(_w1d_power(tx, wa, ty, wb, p), p)
-    return wrap(reduce(values, reduction))
+    if not return_plan:
+        return wrap(reduce(values, reduction))
+    return wrap(reduce(values, reduction)), wrap(_w1d_plan(tx, wa, ty, wb))
 
 
 def sliced_wasserstein(
@@ -578,6 +681,8 @@ def wasserstein_exact(
     a: ArrayLike | None = None,
     b: ArrayLike | None = None,
     p: float = 2,
+    *,
+    return_plan: bool = False,
 ) -> Any:
     r"""Exact ``p``-Wasserstein distance between small weighted point clouds.
 
@@ -590,7 +695,8 @@ def wasserstein_exact(
     ``n*m``-variable transport LP. For small problems (the LP has ``n*m`` variables; a few
     hundred points per side). Differentiable (torch input): in the points through the optimal
     plan, in the weights through the LP's dual potentials. Points ``(n, d)`` or ``(n,)``; no
-    batch axis.
+    batch axis. ``return_plan=True`` also returns an optimal plan ``(n, m)`` (a vertex of the
+    transport polytope; without gradient).
 
     >>> from divergences.transport import wasserstein_exact
     >>> float(wasserstein_exact([[0.0], [1.0]], [[1.0], [2.0]]))
@@ -601,6 +707,10 @@ def wasserstein_exact(
     >>> x = np.random.default_rng(0).normal(size=(20, 3)) + 1e3
     >>> float(wasserstein_exact(x, x))
     0.0
+    >>> value, plan = wasserstein_exact([[0.0], [1.0]], [[1.0], [0.0]], return_plan=True)
+    >>> plan
+    array([[0. , 0.5],
+           [0.5, 0. ]])
     """
     from scipy.optimize import linear_sum_assignment, linprog
     from scipy.sparse import csr_matrix as _csr
@@ -639,5 +749,8 @@ def wasserstein_exact(
         tu = torch.as_tensor(u, dtype=cost.dtype, device=cost.device)
         tv = torch.as_tensor(v, dtype=cost.dtype, device=cost.device)
         value = value + (tu * (wa - wa.detach())).sum() + (tv * (wb - wb.detach())).sum()
-    return wrap(_root(value, p))
+    if not return_plan:
+        return wrap(_root(value, p))
+    return wrap(_root(value, p)), wrap(torch.as_tensor(plan, dtype=cost.dtype,
+                                                       device=cost.device))
 
