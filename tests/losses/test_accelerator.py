@@ -432,3 +432,39 @@ def test_fused_linear_loss_compiles(backend):
         return fused_linear_distillation_loss(h, w, *args[2:], **{**kw, "student_bias": b})
 
     _compare_compiled(f, [hs, ws, bs], backend)
+
+
+# --------------------------------------------------------------------------------------------
+# Half-precision heads off the CPU: products in their own dtype
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_native_half_heads(monkeypatch, bias):
+    """The accelerator's half-precision products (patched on here) give the loss of the
+    logits ``h @ W.T (+ b)`` formed in bfloat16, and gradients close to the CPU path's."""
+    g = torch.Generator().manual_seed(41)
+    n, h, v = 24, 16, 300
+
+    def r(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(torch.bfloat16)
+
+    hs, ws, ht, wt = r(n, h), r(v, h, scale=0.3), r(n, 12), r(v, 12, scale=0.3)
+    bs = r(v) if bias else None
+    kw = dict(divergence="js", chunk_size=7, vocab_tile=64)
+
+    def run():
+        a, w = hs.clone().requires_grad_(), ws.clone().requires_grad_()
+        loss = fused_linear_distillation_loss(a, w, ht, wt, student_bias=bs, **kw)
+        loss.backward()
+        return loss, a.grad, w.grad
+
+    cpu = run()
+    monkeypatch.setattr(fl, "native_half", lambda x: True)
+    monkeypatch.setattr(fl, "half_tile_elements", lambda budget: 3 * h)  # several tiles
+    nat = run()
+    zs = hs @ ws.T if bs is None else hs @ ws.T + bs
+    want = distillation_loss(zs, ht @ wt.T, "js")
+    torch.testing.assert_close(nat[0], want, rtol=1e-5, atol=1e-6)
+    for a, b in zip(nat, cpu):
+        torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-4)

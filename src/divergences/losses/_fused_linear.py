@@ -135,7 +135,18 @@ def transform(z: torch.Tensor, scale: float, softcap: float | None) -> torch.Ten
     return z
 
 
-def _chunk_logits(h, w, b, scale, cap, v, dt, half_elems=HALF_TILE_ELEMENTS):
+def native_half(x: torch.Tensor) -> bool:
+    """Whether half-precision heads multiply in their own dtype: off the CPU.
+
+    CPU BLAS multiplies bfloat16 several times slower than float32, so there the weight is
+    converted a tile at a time (:func:`_half_head`); a GPU's tensor cores multiply half
+    precision many times faster than float32 (and accumulate in float32), as the model's own
+    head does, so there the products stay half and only their outputs are converted.
+    """
+    return x.device.type != "cpu"
+
+
+def _chunk_logits(h, w, b, scale, cap, v, dt, half_elems=HALF_TILE_ELEMENTS, native=False):
     """The chunk's transformed logits, transposed: ``(v, c)`` in ``dt``, ``-inf`` beyond
     ``w``'s rows.
 
@@ -144,7 +155,11 @@ def _chunk_logits(h, w, b, scale, cap, v, dt, half_elems=HALF_TILE_ELEMENTS):
     vocabulary tile is then a contiguous block of rows. The matmul output is the buffer
     (float32 inputs) or is converted once into it; scale, bias and soft cap are applied in
     place."""
-    if w.dtype != dt and w.dtype in HALF:
+    if w.dtype != dt and w.dtype in HALF and native:
+        # the model's head: one rounding of the product to half, one after the bias
+        z = w @ h.to(w.dtype).t()
+        z = (z + b.to(w.dtype).unsqueeze(-1) if b is not None else z).to(dt)
+    elif w.dtype != dt and w.dtype in HALF:
         z = _half_head(h, w, b, dt, half_elems)
     else:
         z = w @ h.t()
@@ -199,6 +214,18 @@ def _half_grad_hidden(g: torch.Tensor, w: torch.Tensor,
     return out
 
 
+def _half_grad_weight_(out: torch.Tensor, g: torch.Tensor, h: torch.Tensor,
+                       half: torch.dtype, elems: int) -> torch.Tensor:
+    """``out += g h`` with the product in ``half`` (tensor cores), a tile of ``elems``
+    entries of ``out`` at a time (so the half product never takes ``V x H`` memory), added
+    to the float32 accumulator ``out``."""
+    hh = h.to(half)
+    step = max(1, elems // max(1, out.shape[1]))
+    for j in range(0, out.shape[0], step):
+        out[j:j + step].add_(g[j:j + step].to(half) @ hh)
+    return out
+
+
 def _log_normaliser(z: torch.Tensor, inv_t: float, tile: int) -> torch.Tensor:
     """``logsumexp(z * inv_t, 0)`` for vocabulary-major ``z`` ``(V, c)``, over tiles of rows
     (no V x c temporary)."""
@@ -248,6 +275,7 @@ class FusedConfig:
     dt: torch.dtype
     finite: bool
     half_elems: int
+    native: bool
     keep: torch.Tensor
     weights: torch.Tensor
     labels: torch.Tensor
@@ -265,10 +293,11 @@ def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_gr
     v_s = ws.shape[0]
     vs = min(v_s, v)
     c = h_c.shape[0]
-    he = cfg.half_elems
-    zs = _chunk_logits(h_c, ws[:v], None if bs is None else bs[:v], s_scale, s_cap, v, dt, he)
+    he, nat = cfg.half_elems, cfg.native
+    zs = _chunk_logits(h_c, ws[:v], None if bs is None else bs[:v], s_scale, s_cap, v, dt, he,
+                       nat)
     buf = _chunk_logits(ht_c, wt[:v], None if bt is None else bt[:v], cfg.t_scale, cfg.t_cap,
-                        v, dt, he)
+                        v, dt, he, nat)
     ls = _log_normaliser(zs, inv_t, tile)
     lt = _log_normaliser(buf, inv_t, tile)
     d = zs.new_zeros(c)
@@ -286,7 +315,7 @@ def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_gr
     soft = cd.nan_rows(d.clamp_min(0.0), ls, lt)
     zero = torch.zeros((), dtype=dt, device=zs.device)
     # The cross-entropy uses the student's whole vocabulary, also when it is truncated.
-    zf = zs if v_s <= v else _chunk_logits(h_c, ws, bs, s_scale, s_cap, v_s, dt, he)
+    zf = zs if v_s <= v else _chunk_logits(h_c, ws, bs, s_scale, s_cap, v_s, dt, he, nat)
     if cfg.with_ce:
         l1 = ls if inv_t == 1.0 and zf is zs else _log_normaliser(zf, 1.0, tile)
         hard = l1 - zf.gather(0, lab.unsqueeze(0)).squeeze(0)
@@ -366,10 +395,12 @@ def _fused_forward(cfg: FusedConfig, needs, hs, ws, bs, ht, wt, bt):
         # g is vocabulary-major (rows, c): g^T W and g h are plain matmuls.
         if g_h2 is not None:
             w_r = ws_[:rows]
-            gh = (_half_grad_hidden(g, w_r, cfg.half_elems) if ws.dtype in HALF
-                  else g.t().to(ws.dtype) @ w_r)
+            gh = (_half_grad_hidden(g, w_r, cfg.half_elems)
+                  if ws.dtype in HALF and not cfg.native else g.t().to(ws.dtype) @ w_r)
             g_h2[s:e] = gh.to(g_h2.dtype)
-        if g_w is not None:
+        if g_w is not None and ws.dtype in HALF and cfg.native:
+            _half_grad_weight_(g_w[:rows], g, h_c, ws.dtype, cfg.half_elems)
+        elif g_w is not None:
             g_w[:rows].addmm_(g.to(acc), h_c.to(acc))
         if g_b is not None:
             g_b[:rows].add_(g.sum(1).to(acc))
@@ -474,14 +505,17 @@ def fused_linear_distillation_loss(
 
     Computation (see the module notes): ``chunk_size`` tokens at a time, each chunk's two
     logit blocks are formed once in float32; the exact log-normalisers come from an online
-    log-sum-exp over vocabulary tiles of ``vocab_tile`` entries, then, tile by tile, the registry's terms, their
-    derivatives and the gradient with respect to the student's logits are formed and
+    log-sum-exp over vocabulary tiles of ``vocab_tile`` entries, then, tile by tile, the
+    registry's terms, their derivatives and the gradient with respect to the student's logits are formed and
     contracted into the gradients of the hidden states (``g @ W``), weight (``g^T h``,
     accumulated in float32) and bias. Memory beyond those gradients: two chunk x V float32
     buffers and one tile's temporaries (0.067-0.079 x N*V*4 bytes measured at N = 4096,
     V = 32000 in ``benchmarks/distill.py``; the target is 0.1). Half-precision heads are
-    multiplied in float32, a tile of weight rows at a time (CPU BLAS is several times slower
-    in bfloat16), and their weight gradient is accumulated in a float32 buffer before the
+    multiplied in float32 on the CPU, a tile of weight rows at a time (CPU BLAS is several
+    times slower in bfloat16), and in their own dtype elsewhere (tensor cores; the products
+    rounded once to half, as the model's head does; the gradient with respect to the
+    logits is rounded to half for the products into the hidden states' and the weight's
+    gradients, as in plain half-precision autograd); their weight gradient is accumulated in a float32 buffer before the
     one rounding to the weight's dtype: ``V x H_s x 4`` bytes more (0.25 x N*V*4 at the
     benchmark's shape); float16 heads and hidden states keep their stored gradients in
     float32 (a loss scale arrives only in the backward pass). Dropped tokens' hidden states
@@ -578,6 +612,7 @@ def fused_linear_distillation_loss(
         fd=fd, inv_t=1.0 / temp, with_ce=with_ce, chunk=chunk, tile=tile,
         w_soft=(1.0 - h) * scale, w_hard=h, s_scale=s_scale, s_cap=s_cap, t_scale=t_scale,
         t_cap=t_cap, v=v, dt=dt, finite=finite, half_elems=half_tile_elements(budget),
+        native=native_half(hs),
         keep=keep, weights=weights_run,
         labels=safe_labels,
     )
