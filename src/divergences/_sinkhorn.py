@@ -85,6 +85,7 @@ class Cost:
         self.x, self.y, self.p, self.online = x, y, p, online
         self.block = block_elements or BLOCK_ELEMENTS
         self._c_yx: torch.Tensor | None = None
+        self._work: torch.Tensor | None = None
         if not online:
             self.c_xy = pairwise_cost(x, y, p)
 
@@ -95,7 +96,8 @@ class Cost:
         self = cls.__new__(cls)
         self.x = c.new_empty((c.shape[0], c.shape[1], 0))
         self.y = c.new_empty((c.shape[0], c.shape[2], 0))
-        self.p, self.online, self.block, self._c_yx = None, False, BLOCK_ELEMENTS, None
+        self.p, self.online, self.block, self._c_yx, self._work = (None, False, BLOCK_ELEMENTS,
+                                                                    None, None)
         self.c_xy = c
         return self
 
@@ -118,7 +120,12 @@ class Cost:
         u = logw + h / eps
         if not self.online:
             c = self.c_xy if side == "x" else self.c_yx
-            return _lse_(torch.sub(u[:, None, :], c, alpha=1.0 / eps)).mul_(-eps)
+            # one work buffer for every call (both sides have n * m entries): a fresh
+            # (B, n, m) temporary maps new pages each time, a third of a soft-min at n = 5,000
+            if self._work is None or self._work.dtype != u.dtype:
+                self._work = torch.empty(c.numel(), dtype=u.dtype, device=u.device)
+            z = torch.sub(u[:, None, :], c, alpha=1.0 / eps, out=self._work.view(c.shape))
+            return _lse_(z).mul_(-eps)
         rows, cols = (self.x, self.y) if side == "x" else (self.y, self.x)
         out = torch.empty(rows.shape[:2], dtype=u.dtype, device=u.device)
         step = self._rows(cols.shape[1])
