@@ -20,8 +20,10 @@ The tokens are processed ``chunk`` at a time. For each chunk:
    matmul each, accumulated in float32) and ``grad_b += sum g``.
 
 Memory beyond the gradients of the hidden states, weight and bias: two chunk x V float32
-buffers and one tile's temporaries, both sized from N and V (:func:`auto_sizes`), plus O(N)
-statistics. The N x V logits never exist.
+buffers and one tile's temporaries, both sized from N and V on the CPU (cache-sized) and
+from a memory budget on accelerators or with ``chunk_bytes=`` (few, large chunks and tiles:
+every operation there is a kernel launch) (:func:`auto_sizes`), plus O(N) statistics. The
+N x V logits never exist.
 """
 
 from __future__ import annotations
