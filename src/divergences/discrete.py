@@ -244,6 +244,17 @@ def _pairwise(
     tp = move_support_last(tp, dim, "p")
     tq = move_support_last(tq, dim, "q")
     tp, tq = broadcast_pair(tp, tq, ("p", "q"))
+    batch = tp.shape[:-1]
+    if input == "logits" and getattr(row, "logits", None) is not None and tp.shape[-1] > 0:
+        # Logits need no check when the value comes out finite: NaN, +inf or -inf anywhere
+        # in a row makes that row's value NaN or inf on this path, and then the checks below
+        # run (and raise, or take the zero-mass path). Saves two passes over the inputs.
+        def logits_fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return row.logits(a.to(compute_dtype(a.dtype)), b.to(compute_dtype(b.dtype)))
+
+        values = _rows(logits_fn, tp, tq, batch)
+        if bool(torch.isfinite(values).all()):
+            return finish(values, wrap, reduction=reduction, base=None if what else base)
     # Checks run once on the whole inputs; the blocks below then run without host syncs.
     pos_p = check_distribution(tp, input, "p", normalize=normalize, validate=validate,
                                dtype=dt_p)
@@ -260,19 +271,21 @@ def _pairwise(
             lp = log_probs(pa, input, positive=pos_p)
             lq = log_probs(pb, input, positive=pos_q)
             return row(lp, lq, zero_mass, (pa, pb))
-        if input == "logits" and not zero_mass and getattr(row, "logits", None) is not None:
-            return row.logits(a.to(compute_dtype(a.dtype)), b.to(compute_dtype(b.dtype)))
         lp = log_probs(a, input, normalize=normalize, positive=pos_p)
         lq = log_probs(b, input, normalize=normalize, positive=pos_q)
         return row(lp, lq, zero_mass, None)
 
-    batch = tp.shape[:-1]
+    values = _rows(fn, tp, tq, batch)
+    return finish(values, wrap, reduction=reduction, base=None if what else base)
+
+
+def _rows(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], tp: torch.Tensor,
+          tq: torch.Tensor, batch: torch.Size) -> torch.Tensor:
+    """``fn`` over the rows of ``tp``, ``tq`` (support last), shaped ``batch``."""
     if tp.is_contiguous() and tq.is_contiguous():
         flat = _chunked.rowwise(fn, tp.reshape(-1, tp.shape[-1]), tq.reshape(-1, tq.shape[-1]))
-        values = flat.reshape(batch)
-    else:  # broadcast inputs: evaluate whole rather than copy the expanded views
-        values = fn(tp, tq)
-    return finish(values, wrap, reduction=reduction, base=None if what else base)
+        return flat.reshape(batch)
+    return fn(tp, tq)  # broadcast inputs: evaluate whole rather than copy the expanded views
 
 
 def _single(
