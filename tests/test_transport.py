@@ -714,3 +714,48 @@ def test_wasserstein_exact_plan():
     tx = torch.tensor(x)
     _, tplan = wasserstein_exact(tx, torch.tensor(y), return_plan=True)
     assert isinstance(tplan, torch.Tensor)
+
+
+# --------------------------------------------------------------------------------------------
+# Sliced distances with given directions, and max-sliced (POT has both; issue 17)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [1, 2, 1.5])
+def test_sliced_and_max_sliced_match_pot_with_the_same_projections(p):
+    ot = pytest.importorskip("ot")
+    from divergences.transport import max_sliced_wasserstein
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((50, 3)), rng.standard_normal((40, 3)) + 0.5
+    a, b = _simplex(rng, 50), _simplex(rng, 40)
+    theta = rng.standard_normal((20, 3))
+    theta /= np.linalg.norm(theta, axis=1, keepdims=True)
+    ours = sliced_wasserstein(x, y, a, b, p=p, projections=theta)
+    ref = ot.sliced_wasserstein_distance(x, y, a, b, p=p, projections=theta.T)
+    assert float(ours) == pytest.approx(ref, rel=1e-12)
+    ours_max = max_sliced_wasserstein(x, y, a, b, p=p, projections=theta)
+    ref_max = ot.max_sliced_wasserstein_distance(x, y, a, b, p=p, projections=theta.T)
+    assert float(ours_max) == pytest.approx(ref_max, rel=1e-12)
+    # max-sliced >= sliced, and <= W_p; directions are normalised (a scaled row is the same)
+    assert float(ours_max) >= float(ours)
+    assert float(ours_max) <= float(wasserstein_exact(x, y, a, b, p=p)) + 1e-12
+    assert float(sliced_wasserstein(x, y, a, b, p=p, projections=3.0 * theta)) == \
+        pytest.approx(float(ours), rel=1e-12)
+
+
+def test_max_sliced_gradient_and_bad_projections():
+    from divergences.transport import max_sliced_wasserstein
+
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.standard_normal((30, 2)), requires_grad=True)
+    y = torch.tensor(rng.standard_normal((30, 2)) + np.array([2.0, 0.0]))
+    v = max_sliced_wasserstein(x, y, n_projections=64)
+    v.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"projections must have shape \(K, d\) = \(K, 2\)"):
+        max_sliced_wasserstein(x.detach(), y, projections=np.ones((4, 3)))
+    with pytest.raises(ValueError, match="projections has a zero row"):
+        sliced_wasserstein(x.detach(), y, projections=[[1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="projections contains NaN"):
+        sliced_wasserstein(x.detach(), y, projections=[[np.nan, 1.0]])

@@ -55,6 +55,7 @@ from .discrete import entropy, to_log_probs
 
 __all__ = [
     "ConvergenceWarning",
+    "max_sliced_wasserstein",
     "monge_gap",
     "sinkhorn",
     "sinkhorn_cost",
@@ -615,6 +616,7 @@ def sliced_wasserstein(
     p: float = 2,
     seed: int | None = 0,
     *,
+    projections: ArrayLike | None = None,
     reduction: str = "none",
 ) -> Any:
     r"""Monte Carlo sliced ``p``-Wasserstein distance between weighted point clouds.
@@ -626,7 +628,10 @@ def sliced_wasserstein(
     (Gaussian draws normalised, from a ``torch.Generator`` seeded with ``seed``; ``None`` draws
     fresh ones) and each 1-D distance exact (:func:`wasserstein_1d`). The same directions are
     used for every batch entry. Shapes and weights as in :func:`sinkhorn`. In 1-D every
-    direction is ``+-1`` and this is :func:`wasserstein_1d` exactly.
+    direction is ``+-1`` and this is :func:`wasserstein_1d` exactly. ``projections``: your
+    own directions instead, ``(K, d)`` (each row normalised to unit length; then
+    ``n_projections`` and ``seed`` are not used). POT's ``projections`` argument is the
+    transpose, ``(d, K)``, used as given.
 
     >>> import numpy as np
     >>> from divergences.transport import sliced_wasserstein
@@ -635,29 +640,81 @@ def sliced_wasserstein(
     0.0
     >>> bool(sliced_wasserstein(x, x + 1.0) > 0.5)
     True
+    >>> round(float(sliced_wasserstein(x, x + [1.0, 0.0, 0.0], projections=[[1.0, 0.0, 0.0]])), 6)
+    1.0
     """
-    check_choice(reduction, "reduction", REDUCTIONS)
+    values = _sliced_powers(x, y, a, b, n_projections, p, seed, projections)
+    return _out(_root(values[0].mean(-1), values[1]), values[2], values[3], reduction)
+
+
+def max_sliced_wasserstein(
+    x: ArrayLike,
+    y: ArrayLike,
+    a: ArrayLike | None = None,
+    b: ArrayLike | None = None,
+    n_projections: int = 128,
+    p: float = 2,
+    seed: int | None = 0,
+    *,
+    projections: ArrayLike | None = None,
+    reduction: str = "none",
+) -> Any:
+    r"""Max-sliced ``p``-Wasserstein distance: the largest 1-D distance over the directions.
+
+    .. math:: \max_{k} W_p(\theta_k{}_\sharp\mu, \theta_k{}_\sharp\nu),
+
+    over ``n_projections`` random unit directions (or your ``projections``), as in
+    :func:`sliced_wasserstein` and POT's ``max_sliced_wasserstein_distance``: a Monte Carlo
+    lower bound on the max over the whole sphere (Deshpande et al., 2019), which is itself at
+    most ``W_p``. Differentiable in the points (through the maximising direction).
+
+    >>> import numpy as np
+    >>> from divergences.transport import max_sliced_wasserstein
+    >>> x = np.random.default_rng(0).normal(size=(100, 2))
+    >>> d = [[1.0, 0.0], [0.0, 1.0]]
+    >>> round(float(max_sliced_wasserstein(x, x + [3.0, 0.0], projections=d)), 6)
+    3.0
+    """
+    values = _sliced_powers(x, y, a, b, n_projections, p, seed, projections)
+    return _out(_root(values[0].amax(-1), values[1]), values[2], values[3], reduction)
+
+
+def _sliced_powers(x, y, a, b, n_projections, p, seed, projections):
+    """``W_p^p`` of the projections on each direction, ``(B, K)``; also ``p``, the output
+    wrapper and whether the input was batched."""
     p = check_range(p, "p", 1.0, high_open=True)
-    if isinstance(n_projections, bool) or not isinstance(n_projections, (int, np.integer)) \
-            or n_projections < 1:
-        raise ValueError(f"n_projections must be a positive integer; got {n_projections!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed must be an integer or None; got {type(seed).__name__}")
     tx, ty, wa, _, wb, _, wrap, batched = _clouds(x, y, a, b)
-    gen = torch.Generator()
-    if seed is None:
-        gen.seed()
+    if projections is None:
+        if isinstance(n_projections, bool) or not isinstance(n_projections, (int, np.integer)) \
+                or n_projections < 1:
+            raise ValueError(f"n_projections must be a positive integer; got {n_projections!r}")
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an integer or None; got {type(seed).__name__}")
+        gen = torch.Generator()
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(seed))
+        theta = torch.randn(int(n_projections), tx.shape[-1], generator=gen,
+                            dtype=torch.float64)
     else:
-        gen.manual_seed(int(seed))
-    theta = torch.randn(int(n_projections), tx.shape[-1], generator=gen, dtype=torch.float64)
+        theta = torch.as_tensor(np.asarray(projections, dtype=np.float64)
+                                if not isinstance(projections, torch.Tensor)
+                                else projections.detach().double().cpu())
+        if theta.ndim != 2 or theta.shape[1] != tx.shape[-1] or theta.shape[0] == 0:
+            raise ValueError(f"projections must have shape (K, d) = (K, {tx.shape[-1]}) with "
+                             f"K >= 1; got {tuple(theta.shape)}")
+        _check_finite(theta, "projections")
+        if bool((torch.linalg.vector_norm(theta, dim=-1) == 0).any()):
+            raise ValueError("projections has a zero row; each row is a direction")
     theta = (theta / torch.linalg.vector_norm(theta, dim=-1, keepdim=True)).to(tx)
     px = (tx @ theta.T).transpose(-1, -2)            # (B, K, n)
     py = (ty @ theta.T).transpose(-1, -2)
     k = theta.shape[0]
     wa = wa[:, None, :].expand(-1, k, -1)
     wb = wb[:, None, :].expand(-1, k, -1)
-    values = _root(_w1d_power(px, wa, py, wb, p).mean(-1), p)
-    return _out(values, wrap, batched, reduction)
+    return _w1d_power(px, wa, py, wb, p), p, wrap, batched
 
 
 def _exact_cost(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.Tensor:
