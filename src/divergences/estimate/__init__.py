@@ -33,6 +33,7 @@ _NAMES = {
     "js": "_divergence",
     "kl": "_divergence",
     "mist_mutual_information": "_mist",
+    "mutual_info_scores": "_features",
     "mutual_information": "_mi",
     "neural_mutual_information": "_neural",
     "wasserstein_dependency": "_neural",
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._compressed import compressed_mutual_information
     from ._divergence import js, kl
     from ._entropy import entropy
+    from ._features import mutual_info_scores
     from ._mi import conditional_mutual_information, mutual_information
     from ._mist import mist_mutual_information
     from ._neural import neural_mutual_information, wasserstein_dependency
@@ -74,6 +76,7 @@ __all__ = [
     "js",
     "kl",
     "mist_mutual_information",
+    "mutual_info_scores",
     "mutual_information",
     "neural_mutual_information",
     "wasserstein_dependency",
