@@ -360,6 +360,57 @@ def test_gradients_finite_at_coincident_points(p):
 
 
 # --------------------------------------------------------------------------------------------
+# convergence with the defaults (annealing schedule)
+# --------------------------------------------------------------------------------------------
+
+
+def test_pot_line_case_converges_with_default_scaling():
+    # POT's own test problem: annealing used to stall it at 3.4e-4 (ConvergenceWarning).
+    ot = pytest.importorskip("ot")
+    x = np.arange(10.0)[:, None]
+    u = np.full(10, 0.1)
+    value, plan = sinkhorn(x, x, epsilon=0.1, tol=1e-9, max_iter=1000, return_plan=True)
+    assert np.abs(plan.sum(0) - u).sum() <= 1e-9
+    np.testing.assert_allclose(plan.sum(1), u, atol=1e-12)
+    want = ot.sinkhorn(u, u, ot.dist(x, x), 0.1, method="sinkhorn_log", stopThr=1e-12)
+    np.testing.assert_allclose(plan, want, rtol=0, atol=1e-10)
+
+
+def test_small_epsilon_3d_converges_with_defaults():
+    # 200 x 150 points in 3-D at epsilon = 1e-3: not converged after 10,000 iterations
+    # before the stages were solved to tol.
+    ot = pytest.importorskip("ot")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 3)), rng.normal(size=(150, 3))
+    value, plan = sinkhorn(x, y, epsilon=1e-3, return_plan=True)
+    assert np.abs(plan.sum(0) - 1 / 150).sum() <= 1e-3
+    a, b = np.full(200, 1 / 200), np.full(150, 1 / 150)
+    m = ot.dist(x, y)
+    want = ot.bregman.sinkhorn_epsilon_scaling(a, b, m, 1e-3)
+    np.testing.assert_allclose(np.sum(plan * m), np.sum(want * m), rtol=2e-3)
+
+
+@pytest.mark.parametrize("eps", [1.0, 0.1, 1e-2, 1e-3])
+def test_sinkhorn_matches_pot_across_epsilons(eps):
+    ot = pytest.importorskip("ot")
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(20, 3)) + 0.3
+    a, b = np.full(30, 1 / 30), np.full(20, 1 / 20)
+    m = ot.dist(x, y)
+    value, plan = sinkhorn(x, y, epsilon=eps, tol=1e-10, max_iter=20000, return_plan=True)
+    assert np.abs(plan.sum(0) - b).sum() <= 1e-10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # POT warns when it stops at numItermax
+        want = ot.bregman.sinkhorn_epsilon_scaling(a, b, m, eps, stopThr=1e-14,
+                                                   numInnerItermax=1000, numItermax=200)
+    # POT's own marginal error at 1e-2 is 4e-7 here: the tolerance is its, not ours.
+    np.testing.assert_allclose(plan, want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.sum(plan * m), np.sum(want * m), rtol=1e-6)
+    kl = np.sum(plan * np.log(plan / np.outer(a, b), where=plan > 0, out=np.zeros_like(plan)))
+    np.testing.assert_allclose(value, np.sum(plan * m) + eps * kl, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
 # convergence warning
 # --------------------------------------------------------------------------------------------
 
@@ -670,6 +721,9 @@ def test_sinkhorn_cost_rejects_bad_costs():
     bad = m.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="cost contains NaN"):
+        sinkhorn_cost(bad)
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="cost contains inf; it must be finite"):
         sinkhorn_cost(bad)
     with pytest.raises(ValueError, match=r"cost must have shape \(n, m\)"):
         sinkhorn_cost(np.ones(3))

@@ -81,7 +81,7 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
     if bool(torch.isnan(t).any()):
         raise ValueError(f"{name} contains NaN")
     if bool(torch.isinf(t).any()):
-        raise ValueError(f"{name} contains inf; points must be finite")
+        raise ValueError(f"{name} contains inf; it must be finite")
 
 
 def _weights(w: torch.Tensor | None, shape: torch.Size, like: torch.Tensor, name: str):
