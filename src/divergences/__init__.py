@@ -20,7 +20,8 @@ __version__ = "0.1.0"
 # `divergences.estimate` (scipy.spatial), `divergences.losses` or `divergences.llm` likewise
 # cost their import time only for the code that uses them.
 _SUBMODULES = frozenset({
-    "bounds", "coupling", "dependence", "discrete", "distributed", "estimate", "fdiv",
+    "bounds", "coupling", "dependence", "discrete", "distributed", "distributions", "estimate",
+    "fdiv",
     "gaussian", "kernels", "llm", "losses", "report", "text", "transport",
 })
 # name -> module that defines it
