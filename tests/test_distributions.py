@@ -3,12 +3,15 @@ and Hellinger against numerical integration, properties, gradients and errors.""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
 import torch.distributions as td
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from divergences import distributions as dd
@@ -220,3 +223,140 @@ def test_outside_the_natural_parameter_space_is_inf():
     assert math.isinf(float(out[1].detach()))
     out[0].backward()
     assert torch.isfinite(rate.grad).all()
+
+
+# --------------------------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------------------------
+
+_positive = st.floats(0.2, 6.0)
+_params = st.sampled_from(["bernoulli", "categorical", "poisson", "exponential", "gamma", "beta",
+                           "dirichlet", "normal"]).flatmap(
+    lambda name: st.tuples(
+        st.just(name),
+        *(2 * [{
+            "bernoulli": st.floats(0.01, 0.99).map(lambda x: (x,)),
+            "categorical": st.lists(_positive, min_size=3, max_size=3).map(
+                lambda v: ([x / sum(v) for x in v],)),
+            "poisson": _positive.map(lambda x: (x,)),
+            "exponential": _positive.map(lambda x: (x,)),
+            "gamma": st.tuples(_positive, _positive),
+            "beta": st.tuples(_positive, _positive),
+            "dirichlet": st.lists(_positive, min_size=3, max_size=3).map(lambda v: (v,)),
+            "normal": st.tuples(st.floats(-3, 3), _positive),
+        }[name]])))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_params)
+def test_properties(case):
+    name, t1, t2 = case
+    orders = [0.1, 0.3, 0.5, 0.9, 1.0, 1.5, 2.0, 4.0]
+    values = [float(dd.renyi(t1, t2, family=name, order=a)) for a in orders]
+    assert all(v >= 0 for v in values)
+    # Non-decreasing in the order (up to rounding); +inf stays +inf.
+    for lo, hi in itertools.pairwise(values):
+        assert hi == math.inf if lo == math.inf else hi >= lo - 1e-9 * max(1.0, lo)
+    for f in (dd.kl, dd.bhattacharyya, dd.hellinger):
+        assert float(f(t1, t2, family=name)) >= 0
+        assert float(f(t1, t1, family=name)) == 0.0
+    for a in orders:
+        assert float(dd.renyi(t1, t1, family=name, order=a)) == 0.0
+    assert 0 <= float(dd.hellinger(t1, t2, family=name)) <= 2
+    assert float(dd.bhattacharyya(t1, t2, family=name)) == pytest.approx(
+        float(dd.bhattacharyya(t2, t1, family=name)), rel=1e-12, abs=1e-15)
+
+
+def test_identity_multivariate_normal_and_torch_objects():
+    p, _ = _pair("multivariate_normal", 9, (3,))
+    for f in (dd.kl, dd.bhattacharyya, dd.hellinger):
+        assert torch.equal(f(p, p), torch.zeros(3, dtype=D))
+    for name in FAMILIES[:-1]:
+        p, _ = _pair(name, 9, (3,))
+        assert torch.equal(dd.kl(p, p), torch.zeros(3, dtype=D))
+        assert torch.equal(dd.renyi(p, p, order=2.0), torch.zeros(3, dtype=D))
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients
+# --------------------------------------------------------------------------------------------
+
+GRAD_CASES = [
+    ("bernoulli", ([0.3, 0.6],), ([0.5, 0.2],)),
+    ("categorical", ([[0.2, 0.3, 0.5]],), ([[0.4, 0.4, 0.2]],)),
+    ("poisson", ([2.0, 0.7],), ([1.5, 3.0],)),
+    # Order 2 stays inside the natural parameter space: 2 t1 - t2 is admissible.
+    ("exponential", ([2.0, 1.7],), ([1.5, 3.0],)),
+    ("gamma", ([2.0, 1.7], [1.1, 2.0]), ([1.5, 3.0], [0.9, 1.4])),
+    ("beta", ([2.0, 1.7], [1.1, 2.0]), ([1.5, 3.0], [0.9, 1.4])),
+    ("dirichlet", ([[2.0, 1.7, 1.3]],), ([[1.5, 3.0, 0.8]],)),
+    ("normal", ([0.2, -1.0], [1.1, 1.2]), ([1.5, 0.0], [0.9, 1.4])),
+]
+
+
+@pytest.mark.parametrize("name,t1,t2", GRAD_CASES)
+def test_gradcheck(name, t1, t2):
+    args = [torch.tensor(v, dtype=D, requires_grad=True) for v in (*t1, *t2)]
+    k = len(t1)
+
+    def run(fn, **kw):
+        return lambda *a: fn(tuple(a[:k]), tuple(a[k:]), family=name, **kw)
+
+    # Categorical probabilities are renormalised; gradcheck perturbs one entry at a time.
+    if name == "categorical":
+        def run(fn, **kw):
+            return lambda p, q: fn(p / p.sum(-1, keepdim=True), q / q.sum(-1, keepdim=True),
+                                   family=name, **kw)
+    check = dict(atol=1e-6)
+    for fn, kw in ((dd.kl, {}), (dd.renyi, {"order": 0.3}), (dd.renyi, {"order": 2.0}),
+                   (dd.bhattacharyya, {}), (dd.hellinger, {})):
+        assert torch.autograd.gradcheck(run(fn, **kw), tuple(args), **check)
+
+
+def test_gradcheck_multivariate_normal():
+    g = torch.Generator().manual_seed(4)
+    m1, m2 = torch.randn(2, dtype=D, generator=g), torch.randn(2, dtype=D, generator=g)
+    s1, s2 = _spd(g, 2, 2), _spd(g, 2, 2)
+    args = tuple(t.requires_grad_() for t in (m1, s1, m2, s2))
+
+    def f(m1, s1, m2, s2):
+        # Symmetric perturbations only: the covariance is symmetrised by gaussian.
+        s1, s2 = (s1 + s1.mT) / 2, (s2 + s2.mT) / 2
+        return (dd.kl(td.MultivariateNormal(m1, s1), td.MultivariateNormal(m2, s2)),
+                dd.renyi((m1, s1), (m2, s2), family="multivariate_normal", order=0.5))
+
+    assert torch.autograd.gradcheck(f, args, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dd.kl((-1.0, 1.0), (1.0, 1.0), family="gamma"),
+     r"p\.concentration must be > 0"),
+    (lambda: dd.kl((1.0, 1.0), (1.0, 0.0), family="gamma"), r"q\.rate must be > 0"),
+    (lambda: dd.kl(1.5, 0.5, family="bernoulli"), r"p\.probs must be in \[0, 1\]"),
+    (lambda: dd.kl([0.5, 0.6], [0.5, 0.5], family="categorical"),
+     r"p\.probs must be a probability vector"),
+    (lambda: dd.kl((0.0, -1.0), (0.0, 1.0), family="normal"), r"p\.scale must be > 0"),
+    (lambda: dd.kl((0.0, float("nan")), (0.0, 1.0), family="normal"), r"p\.scale must be finite"),
+    (lambda: dd.kl([1.0], [1.0], family="dirichlet"), r"p\.concentration must have shape"),
+    (lambda: dd.renyi(1.0, 2.0, family="poisson", order=0.0), r"order must be a finite number"),
+    (lambda: dd.renyi(1.0, 2.0, family="poisson", order=-1), r"order must be"),
+    (lambda: dd.kl(1.0, 2.0, family="weibull"), r"unknown family 'weibull'"),
+    (lambda: dd.kl(td.Gamma(1.0, 1.0), td.Beta(1.0, 1.0)),
+     r"one family; p is 'gamma' but q is 'beta'"),
+    (lambda: dd.kl(td.Gamma(1.0, 1.0), (1.0, 1.0), family="beta"), r"family='beta' but p"),
+    (lambda: dd.kl(td.Laplace(0.0, 1.0), td.Laplace(0.0, 1.0)), r"p is a Laplace; supported"),
+    (lambda: dd.kl((1.0, 1.0), (1.0, 1.0)), r"pass family="),
+    (lambda: dd.kl((1.0, 1.0, 1.0), (1.0, 1.0), family="gamma"),
+     r"p for family 'gamma' must be a tuple \('concentration', 'rate'\)"),
+    (lambda: dd.kl({"shape": 1.0, "rate": 1.0}, (1.0, 1.0), family="gamma"),
+     r"takes parameters \('concentration', 'rate'\)"),
+    (lambda: dd.js(1.0, 2.0, family="poisson", samples=0), r"samples must be a positive"),
+])
+def test_errors_name_the_argument(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
