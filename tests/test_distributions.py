@@ -360,3 +360,17 @@ def test_gradcheck_multivariate_normal():
 def test_errors_name_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("cls,t1,t2", [
+    (td.Normal, (100.0, 0.01), (100.001, 0.01)),
+    (td.Normal, (1e4, 1.0), (1e4 + 0.5, 1.1)),
+    (td.Normal, (0.0, 1e-4), (1e-4, 2e-4)),
+    (td.Exponential, (1e6,), (1.1e6,)),
+    (td.Gamma, (2.0, 1e4), (3.0, 2e4)),
+    (td.Gamma, (1e4, 1.0), (1.01e4, 1.0)),
+])
+def test_kl_keeps_its_digits_at_extreme_parameters(cls, t1, t2):
+    p = cls(*(torch.tensor(v, dtype=D) for v in t1))
+    q = cls(*(torch.tensor(v, dtype=D) for v in t2))
+    torch.testing.assert_close(dd.kl(p, q), td.kl_divergence(p, q), rtol=1e-9, atol=1e-12)

@@ -62,11 +62,21 @@ class Family:
     def torch_dist(self, params: Sequence[torch.Tensor]) -> td.Distribution:
         raise NotImplementedError
 
+    def standardize(self, p1: Sequence[torch.Tensor], p2: Sequence[torch.Tensor]
+                    ) -> tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]:
+        """The pair after a common change of variable that leaves every divergence unchanged."""
+        return p1, p2
+
     def _inner(self, a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
         return sum(_sum_event(x * y, k) for x, y, k in zip(a, b, self.eta_ndim))
 
+    def natural_pair(self, p1: Sequence[torch.Tensor], p2: Sequence[torch.Tensor]
+                     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        p1, p2 = self.standardize(p1, p2)
+        return self.natural(p1), self.natural(p2)
+
     def kl(self, p1: Sequence[torch.Tensor], p2: Sequence[torch.Tensor]) -> torch.Tensor:
-        e1, e2 = self.natural(p1), self.natural(p2)
+        e1, e2 = self.natural_pair(p1, p2)
         diff = [y - x for x, y in zip(e1, e2)]
         mean1 = self.grad_log_partition(e1)
         # Bregman form: equal parameters give exactly 0 (diff is 0, A(e2) - A(e1) is 0).
@@ -75,7 +85,7 @@ class Family:
 
     def renyi(self, p1: Sequence[torch.Tensor], p2: Sequence[torch.Tensor],
               a: float) -> torch.Tensor:
-        e1, e2 = self.natural(p1), self.natural(p2)
+        e1, e2 = self.natural_pair(p1, p2)
         # theta_2 + a (theta_1 - theta_2), not a theta_1 + (1 - a) theta_2: exact at p1 = p2.
         ea = [y + a * (x - y) for x, y in zip(e1, e2)]
         ok = self.in_domain(ea)
@@ -242,6 +252,11 @@ class Exponential(Family):
         _require(r > 0, f"{which}.rate", "> 0", r)
         return [r]
 
+    def standardize(self, p1, p2):
+        # Rescaling x leaves divergences unchanged; rate 1 for q keeps A's terms of order 1,
+        # so that their differences do not cancel digits at extreme rates.
+        return [p1[0] / p2[0]], [torch.ones_like(p2[0])]
+
     def natural(self, params):
         return [-params[0]]
 
@@ -270,6 +285,10 @@ class Gamma(Family):
             _finite(t, f"{which}.{n}")
             _require(t > 0, f"{which}.{n}", "> 0", t)
         return list(params)
+
+    def standardize(self, p1, p2):
+        # As for the Exponential: a common rescaling of x, so that q has rate 1.
+        return [p1[0], p1[1] / p2[1]], [p2[0], torch.ones_like(p2[1])]
 
     def natural(self, params):
         return [params[0] - 1.0, -params[1]]
@@ -368,6 +387,13 @@ class Normal(Family):
         _finite(scale, f"{which}.scale")
         _require(scale > 0, f"{which}.scale", "> 0", scale)
         return [loc, scale]
+
+    def standardize(self, p1, p2):
+        # The affine map x -> (x - loc_q) / scale_q leaves divergences unchanged; without it
+        # A(theta) grows like (loc / scale)^2 and its differences lose the digits of a small
+        # divergence between two distant-from-0 normals (5e-7 relative at loc 100, scale 0.01).
+        (m1, s1), (m2, s2) = p1, p2
+        return [(m1 - m2) / s2, s1 / s2], [torch.zeros_like(m2), torch.ones_like(s2)]
 
     def natural(self, params):
         loc, scale = params
