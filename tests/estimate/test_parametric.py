@@ -125,6 +125,60 @@ def test_spacing_matches_scipy(rng, method):
     assert entropy(x, method=method, window=5).value == pytest.approx(ref5, rel=1e-10)
 
 
+SCIPY_NAME = {"vasicek": "vasicek", "ebrahimi": "ebrahimi", "van_es": "van es",
+              "correa": "correa"}
+
+
+@pytest.mark.parametrize("method", ["van_es", "correa"])
+@pytest.mark.parametrize("sample", ["normal50", "exp2000", "uniform7", "t333", "gamma700"])
+def test_van_es_correa_match_scipy(method, sample):
+    rng = np.random.default_rng(11)
+    x = {"normal50": lambda: rng.normal(size=50),
+         "exp2000": lambda: 3 * rng.exponential(size=2000),
+         "uniform7": lambda: rng.uniform(size=7),
+         "t333": lambda: rng.standard_t(3, size=333),
+         "gamma700": lambda: rng.gamma(2.0, size=700)}[sample]()
+    ref = stats.differential_entropy(x, method=SCIPY_NAME[method])
+    e = entropy(x, method=method)
+    assert e.value == pytest.approx(ref, rel=1e-12)
+    assert e.method == method and e.ci_low < e.value < e.ci_high
+    assert math.isfinite(e.stderr)
+    if x.shape[0] > 10:
+        ref5 = stats.differential_entropy(x, method=SCIPY_NAME[method], window_length=5)
+        assert entropy(x, method=method, window=5).value == pytest.approx(ref5, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["vasicek", "ebrahimi", "van_es", "correa"])
+def test_spacing_axis_matches_scipy(method):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(300, 4)) * np.array([1.0, 2.0, 3.0, 0.5]) + np.array([0, 1, 2, 3])
+    ref = stats.differential_entropy(x, method=SCIPY_NAME[method], axis=0)
+    out = entropy(x, method=method, axis=0)
+    assert out.shape == (4,)
+    np.testing.assert_allclose([e.value for e in out], ref, rtol=1e-12)
+    ref1 = stats.differential_entropy(x.T, method=SCIPY_NAME[method], axis=1)
+    np.testing.assert_allclose([e.value for e in entropy(x.T, method=method, axis=1)], ref1,
+                               rtol=1e-12)
+    x3 = rng.gamma(2.0, size=(5, 120, 3))
+    ref3 = stats.differential_entropy(x3, method=SCIPY_NAME[method], axis=1)
+    out3 = entropy(x3, method=method, axis=-2)
+    assert out3.shape == (5, 3)
+    np.testing.assert_allclose(np.vectorize(lambda e: e.value, otypes=[float])(out3), ref3,
+                               rtol=1e-12)
+
+
+def test_spacing_axis_errors():
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match="method"):
+        entropy(x, method="knn", axis=0)
+    with pytest.raises(ValueError, match="axis"):
+        entropy(x, method="correa", axis=2)
+    with pytest.raises(ValueError, match="window"):
+        entropy(x, method="van_es", window=20, axis=0)
+    with pytest.raises(ValueError, match="1-D"):
+        entropy(x, method="correa")
+
+
 def test_auto_1d_is_ebrahimi_and_consistent():
     rng = np.random.default_rng(4)
     x = rng.normal(size=4000)
