@@ -398,3 +398,11 @@ def test_js_monte_carlo_dirichlet_and_multivariate_normal():
             ours = float(dd.js(([t1[0]], [[t1[1] ** 2]]), ([t2[0]], [[t2[1] ** 2]]),
                                family="multivariate_normal", samples=n, seed=2))
         assert abs(ours - ref) < 4 * 0.71 / math.sqrt(n)
+
+
+def test_js_poisson_large_rates():
+    k = np.arange(0, 30_000)
+    lp, lq = stats.poisson(1e4).logpmf(k), stats.poisson(1.02e4).logpmf(k)
+    lm = np.logaddexp(lp, lq) - math.log(2)
+    ref = 0.5 * np.sum(np.exp(lp) * (lp - lm) + np.exp(lq) * (lq - lm))
+    assert float(dd.js(1e4, 1.02e4, family="poisson")) == pytest.approx(ref, rel=1e-9)

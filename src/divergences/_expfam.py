@@ -221,9 +221,11 @@ class Poisson(Family):
     def js(self, p1, p2, samples, seed):
         r1, r2 = p1[0], p2[0]
         top = float(torch.maximum(r1.detach().max(), r2.detach().max()))
-        # Past rate + 10 sd + 40 both tails are below 1e-15 (Chernoff bound).
+        bottom = float(torch.minimum(r1.detach().min(), r2.detach().min()))
+        # Outside rate -+ (10 sd + 40) both tails are below 1e-20 (Chernoff bounds).
         kmax = math.ceil(top + 10.0 * math.sqrt(top) + 40.0)
-        k = torch.arange(kmax + 1, dtype=r1.dtype, device=r1.device)
+        kmin = max(0, math.floor(bottom - 10.0 * math.sqrt(bottom) - 40.0))
+        k = torch.arange(kmin, kmax + 1, dtype=r1.dtype, device=r1.device)
         r1, r2 = torch.broadcast_tensors(r1, r2)
         r1, r2 = r1.unsqueeze(-1), r2.unsqueeze(-1)
         lf = torch.lgamma(k + 1.0)

@@ -223,8 +223,8 @@ def js(p: Any, q: Any, /, *, family: str | None = None, samples: int = 200_000,
     :math:`m = \tfrac12(p_1 + p_2)`, in [0, log 2]. No closed form: computed numerically.
 
     * Bernoulli, Categorical: the exact finite sum.
-    * Poisson: the sum over ``0..K`` with ``K`` past both distributions' 1 - 1e-15 quantiles
-      (a truncation error below 1e-14).
+    * Poisson: the sum over the counts within 10 standard deviations + 40 of either rate,
+      outside which both tails are below 1e-20 (Chernoff bounds).
     * Exponential, Gamma, Beta, Dirichlet, Normal, multivariate Normal: a Monte Carlo
       estimate from ``samples`` draws of each distribution (``seed`` fixes them, so the value
       is reproducible and differentiable through reparameterised draws). Its standard error
