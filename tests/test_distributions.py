@@ -356,6 +356,10 @@ def test_gradcheck_multivariate_normal():
     (lambda: dd.kl({"shape": 1.0, "rate": 1.0}, (1.0, 1.0), family="gamma"),
      r"takes parameters \('concentration', 'rate'\)"),
     (lambda: dd.js(1.0, 2.0, family="poisson", samples=0), r"samples must be a positive"),
+    (lambda: dd.kl(([0.0, 0.0], [[1.0, 0.0], [0.0, -1.0]]), ([0.0, 0.0], np.eye(2)),
+                   family="multivariate_normal"), r"p\.covariance_matrix"),
+    (lambda: dd.kl(([0.0, 0.0], np.eye(2)), ([0.0, 0.0, 0.0], np.eye(3)),
+                   family="multivariate_normal"), r"same dimension"),
 ])
 def test_errors_name_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):

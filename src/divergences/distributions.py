@@ -113,6 +113,21 @@ def _prepare(p: Any, q: Any, family: str | None) -> tuple[Family, list, list, An
     return fam, t1, t2, wrap
 
 
+_GAUSSIAN_NAMES = (("mean_p", "p.loc"), ("cov_p", "p.covariance_matrix"),
+                   ("mean_q", "q.loc"), ("cov_q", "q.covariance_matrix"))
+
+
+def _gaussian(fn: Any, t1: list, t2: list, **kw: Any) -> torch.Tensor:
+    """A :mod:`divergences.gaussian` function; its errors name this module's arguments."""
+    try:
+        return fn(t1[0], t1[1], t2[0], t2[1], **kw)
+    except ValueError as exc:
+        msg = str(exc)
+        for theirs, ours in _GAUSSIAN_NAMES:
+            msg = msg.replace(theirs, ours)
+        raise ValueError(msg) from None
+
+
 def _check_order(order: float) -> float:
     try:
         a = float(order)
@@ -144,7 +159,7 @@ def kl(p: Any, q: Any, /, *, family: str | None = None) -> Any:
     """
     fam, t1, t2, wrap = _prepare(p, q, family)
     if fam.name == "multivariate_normal":
-        return wrap(gaussian.kl(t1[0], t1[1], t2[0], t2[1]))
+        return wrap(_gaussian(gaussian.kl, t1, t2))
     return wrap(fam.kl(t1, t2))
 
 
@@ -172,8 +187,8 @@ def renyi(p: Any, q: Any, /, *, order: float, family: str | None = None) -> Any:
     fam, t1, t2, wrap = _prepare(p, q, family)
     if fam.name == "multivariate_normal":
         if a == 1.0:
-            return wrap(gaussian.kl(t1[0], t1[1], t2[0], t2[1]))
-        return wrap(gaussian.renyi(t1[0], t1[1], t2[0], t2[1], alpha=a))
+            return wrap(_gaussian(gaussian.kl, t1, t2))
+        return wrap(_gaussian(gaussian.renyi, t1, t2, alpha=a))
     if a == 1.0:
         return wrap(fam.kl(t1, t2))
     return wrap(fam.renyi(t1, t2, a))
@@ -181,7 +196,7 @@ def renyi(p: Any, q: Any, /, *, order: float, family: str | None = None) -> Any:
 
 def _bhattacharyya(fam: Family, t1: list, t2: list) -> torch.Tensor:
     if fam.name == "multivariate_normal":
-        return gaussian.bhattacharyya(t1[0], t1[1], t2[0], t2[1])
+        return _gaussian(gaussian.bhattacharyya, t1, t2)
     return fam.renyi(t1, t2, 0.5) / 2.0
 
 
