@@ -64,13 +64,13 @@ def families() -> list[str]:
     return sorted(FAMILIES)
 
 
-def _params(x: Any, fam_name: str | None, which: str) -> tuple[str, tuple[Any, ...], bool]:
-    """(family name, parameters, from torch.distributions)."""
+def _params(x: Any, fam_name: str | None, which: str) -> tuple[str, tuple[Any, ...]]:
+    """(family name, parameters) of one argument."""
     if isinstance(x, torch.distributions.Distribution):
         name, params = family_of_torch(x, which)
         if fam_name is not None and fam_name != name:
             raise ValueError(f"family={fam_name!r} but {which} is a {type(x).__name__}")
-        return name, params, True
+        return name, params
     if fam_name is None:
         raise TypeError(
             f"{which} is a {type(x).__name__}, not a torch.distributions object: pass "
@@ -83,15 +83,15 @@ def _params(x: Any, fam_name: str | None, which: str) -> tuple[str, tuple[Any, .
                 f"{which} for family {fam_name!r} takes parameters {fam.param_names}; "
                 f"got {sorted(x)}"
             )
-        return fam_name, tuple(x[n] for n in fam.param_names), False
+        return fam_name, tuple(x[n] for n in fam.param_names)
     if len(fam.param_names) == 1:
         # A bare value (or a list of probabilities) is the one parameter; a 1-tuple wraps it.
-        return fam_name, ((x[0],) if isinstance(x, tuple) and len(x) == 1 else (x,)), False
+        return fam_name, ((x[0],) if isinstance(x, tuple) and len(x) == 1 else (x,))
     if not isinstance(x, (tuple, list)) or len(x) != len(fam.param_names):
         raise ValueError(
             f"{which} for family {fam_name!r} must be a tuple {fam.param_names}; got {x!r}"
         )
-    return fam_name, tuple(x), False
+    return fam_name, tuple(x)
 
 
 def _prepare(p: Any, q: Any, family: str | None) -> tuple[Family, list, list, Any]:
@@ -100,8 +100,8 @@ def _prepare(p: Any, q: Any, family: str | None) -> tuple[Family, list, list, An
         if key not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; choose one of {', '.join(families())}")
         family = key
-    n1, a1, _ = _params(p, family, "p")
-    n2, a2, _ = _params(q, family, "q")
+    n1, a1 = _params(p, family, "p")
+    n2, a2 = _params(q, family, "q")
     if n1 != n2:
         raise ValueError(f"p and q must be of one family; p is {n1!r} but q is {n2!r}")
     fam = FAMILIES[n1]
