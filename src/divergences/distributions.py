@@ -15,7 +15,7 @@ Bregman divergence of :math:`A`), the Bhattacharyya distance
 :math:`\int(\sqrt{p_1}-\sqrt{p_2})^2 = 2(1 - e^{-D_B})`, in [0, 2] (the convention of the
 registry's ``squared_hellinger``). The Jensen-Shannon divergence has no closed form: :func:`js`
 is an exact sum for Bernoulli and Categorical, a sum truncated where the Poisson tails fall
-below 1e-15, and a Monte Carlo estimate for the continuous families.
+below 1e-20, and a Monte Carlo estimate for the continuous families.
 
 Conventions: natural logarithm (nats); the direction is :math:`D(p_1\|p_2)`, the expectation
 under the first argument. For :math:`\alpha > 1` the combination
