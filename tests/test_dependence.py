@@ -15,7 +15,10 @@ from divergences.dependence import (
     distance_correlation,
     distance_covariance,
     distance_covariance_test,
+    energy_distance,
     joint_distance_covariance,
+    partial_distance_correlation,
+    partial_distance_covariance,
 )
 
 dcor = pytest.importorskip("dcor")
@@ -377,3 +380,133 @@ def test_errors():
         concatenated_distance_covariance(x, y, unbiased=None)
     with pytest.raises(ValueError, match="at least 4"):
         joint_distance_covariance(x[:3], y[:3])
+
+
+# --------------------------------------------------------------------------------------------
+# Energy statistics: exponent, energy distance, partial dCov / dCor (issue 17), against dcor
+# --------------------------------------------------------------------------------------------
+
+
+def _energy_cases():
+    rng = np.random.default_rng(17)
+    yield "1d", rng.normal(size=30), rng.normal(size=30) ** 2, rng.normal(size=30)
+    yield ("ties", rng.integers(0, 4, 50).astype(float), rng.integers(0, 3, 50).astype(float),
+           rng.integers(0, 3, 50).astype(float))
+    yield "mv", rng.normal(size=(60, 3)), rng.normal(size=(60, 2)), rng.normal(size=(60, 2))
+    x = rng.normal(size=2000)
+    yield "1d_2000", x, x + rng.normal(size=2000), np.sin(x)
+
+
+ENERGY_CASES = list(_energy_cases())
+
+
+@pytest.mark.parametrize("case", ENERGY_CASES, ids=[c[0] for c in ENERGY_CASES])
+@pytest.mark.parametrize("exponent", [1.0, 0.5, 1.5])
+def test_exponent_matches_dcor(case, exponent):
+    _, x, y, _ = case
+    if x.shape[0] > 500 and exponent != 1.0:
+        x, y = x[:500], y[:500]  # the O(n^2) path; n = 2000 is covered with exponent 1
+    for unbiased, squared, ours, ref in [
+        (False, False, distance_covariance, dcor.distance_covariance),
+        (False, False, distance_correlation, dcor.distance_correlation),
+        (True, True, distance_covariance, dcor.u_distance_covariance_sqr),
+        (True, True, distance_correlation, dcor.u_distance_correlation_sqr),
+    ]:
+        got = ours(x, y, unbiased=unbiased, squared=squared, exponent=exponent)
+        assert isinstance(got, float)
+        assert got == pytest.approx(float(ref(x, y, exponent=exponent)), abs=1e-9, rel=1e-9)
+
+
+@pytest.mark.parametrize("case", ENERGY_CASES, ids=[c[0] for c in ENERGY_CASES])
+@pytest.mark.parametrize("exponent", [1.0, 0.5, 1.5])
+def test_energy_distance_matches_dcor(case, exponent):
+    _, x, y, _ = case
+    other = y[: y.shape[0] // 2 + 1] + 0.3 if x.ndim == 1 else 1.5 * x[: x.shape[0] // 3]
+    got = energy_distance(x, other, exponent=exponent)
+    assert isinstance(got, float)
+    assert got == pytest.approx(dcor.energy_distance(x, other, exponent=exponent), abs=1e-9)
+    assert energy_distance(x, x, exponent=exponent) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_energy_distance_fast_equals_naive():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=700), rng.standard_t(3, size=500)
+    fast = energy_distance(x, y)
+    naive = energy_distance(torch.tensor(x).requires_grad_(), torch.tensor(y)).item()
+    assert fast == pytest.approx(naive, rel=1e-12)
+    big = 1e6 + rng.normal(size=300)  # prefix sums on standardised data: no cancellation
+    assert energy_distance(big, big + 0.1) == pytest.approx(
+        dcor.energy_distance(big, big + 0.1), rel=1e-6)
+
+
+@pytest.mark.parametrize("case", ENERGY_CASES, ids=[c[0] for c in ENERGY_CASES])
+def test_partial_matches_dcor(case):
+    _, x, y, z = case
+    if x.shape[0] > 500:
+        x, y, z = x[:500], y[:500], z[:500]
+    pc = partial_distance_covariance(x, y, z)
+    pr = partial_distance_correlation(x, y, z)
+    assert isinstance(pc, float) and isinstance(pr, float)
+    assert pc == pytest.approx(float(dcor.partial_distance_covariance(x, y, z)), abs=1e-9)
+    assert pr == pytest.approx(float(dcor.partial_distance_correlation(x, y, z)), abs=1e-9)
+
+
+def test_partial_degenerate_z_and_exponent():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=40), rng.normal(size=40)
+    const = np.ones(40)  # <C, C> = 0: no projection, pdCov = dCov_U^2
+    assert partial_distance_covariance(x, y, const) == pytest.approx(
+        distance_covariance(x, y, unbiased=True, squared=True), abs=1e-12)
+    assert partial_distance_correlation(x, x, x) == 0.0  # dcor's 0 for a 0 denominator
+    a = partial_distance_covariance(x, y, x + y, exponent=0.5)
+    b = partial_distance_covariance(3 * x, 3 * y, 3 * (x + y), exponent=0.5)
+    assert b == pytest.approx(3.0**1.0 * a, rel=1e-9)  # degree 2 * exponent homogeneity
+
+
+def test_energy_torch_native_and_differentiable():
+    rng = np.random.default_rng(8)
+    x = torch.tensor(rng.normal(size=(30, 2)), requires_grad=True)
+    y = torch.tensor(rng.normal(size=(30, 2)))
+    z = torch.tensor(rng.normal(size=(30, 1)))
+    for fn in (lambda: energy_distance(x, y + 1.0, exponent=1.5),
+               lambda: partial_distance_covariance(x, y, z),
+               lambda: partial_distance_correlation(x, y, z),
+               lambda: distance_covariance(x, y, exponent=0.5),
+               lambda: distance_correlation(x, y, exponent=1.5)):
+        out = fn()
+        assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
+        (g,) = torch.autograd.grad(out, x)
+        assert torch.isfinite(g).all() and g.abs().sum() > 0
+    x1 = torch.tensor(rng.normal(size=20), requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda t: distance_covariance(t, t**2, exponent=0.7, squared=True), (x1,))
+    with_ties = torch.tensor([0.0, 0.0, 1.0, 2.0, 2.0], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(energy_distance(with_ties, with_ties + 0.5, exponent=0.5),
+                               with_ties)
+    assert torch.isfinite(g).all()
+
+
+def test_energy_bad_input():
+    x, y = np.arange(10.0), np.arange(10.0) ** 2
+    for bad in (0, 2, -1.0, 2.5):
+        with pytest.raises(ValueError, match="exponent"):
+            distance_covariance(x, y, exponent=bad)
+        with pytest.raises(ValueError, match="exponent"):
+            energy_distance(x, y, exponent=bad)
+        with pytest.raises(ValueError, match="exponent"):
+            partial_distance_correlation(x, y, x, exponent=bad)
+    with pytest.raises(TypeError, match="exponent"):
+        distance_correlation(x, y, exponent="1")
+    with pytest.raises(ValueError, match="observations"):
+        partial_distance_covariance(x, y, x[:9])
+    with pytest.raises(ValueError, match="dimension"):
+        energy_distance(np.ones((5, 2)), np.ones((5, 3)))
+    nan = x.copy()
+    nan[3] = np.nan
+    for fn, args, name in [(distance_covariance, (x, nan), "y"),
+                           (energy_distance, (nan, y), "x"),
+                           (partial_distance_covariance, (x, y, nan), "z")]:
+        with pytest.raises(ValueError, match=f"{name} contains NaN"):
+            fn(*args)
+    with pytest.raises(ValueError, match="exponent=1"):
+        distance_covariance(x, y, method="fast", exponent=0.5)

@@ -2,7 +2,8 @@ r"""Distance covariance family: dCov, dCor, JdCov, CCdCov and their permutation 
 
 Samples are arrays of shape ``(n,)`` (univariate) or ``(n, d)`` (``n`` observations of a
 ``d``-vector); the observations of all arguments are paired row by row. Distances are
-Euclidean, ``a_ij = ||x_i - x_j||`` (exponent 1).
+Euclidean, ``a_ij = ||x_i - x_j||^exponent`` (``exponent = 1`` by default; any
+``0 < exponent < 2`` gives a characterisation of independence, as in dcor's ``exponent``).
 
 Estimators (the same definitions as ``dcor`` 0.7):
 
@@ -64,9 +65,12 @@ __all__ = [
     "distance_correlation",
     "distance_covariance",
     "distance_covariance_test",
+    "energy_distance",
     "hsic",
     "hsic_test",
     "joint_distance_covariance",
+    "partial_distance_correlation",
+    "partial_distance_covariance",
 ]
 
 METHODS = ("auto", "naive", "fast")
@@ -95,16 +99,33 @@ def _prepare(
     return ts, wrap
 
 
+def _check_exponent(exponent: float) -> float:
+    if isinstance(exponent, bool) or not isinstance(exponent, (int, float, np.floating,
+                                                                np.integer)):
+        raise TypeError(f"exponent must be a number in (0, 2); got {type(exponent).__name__}")
+    e = float(exponent)
+    if not 0.0 < e < 2.0:  # outside (0, 2) dCov no longer characterises independence
+        raise ValueError(f"exponent must be in the open interval (0, 2); got {exponent!r}")
+    return e
+
+
+def _check_finite(ts: Sequence[torch.Tensor], names: Sequence[str]) -> None:
+    for t, name in zip(ts, names):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+
+
 def _needs_grad(ts: Sequence[torch.Tensor]) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in ts)
 
 
-def _use_fast(method: str, ts: Sequence[torch.Tensor]) -> bool:
+def _use_fast(method: str, ts: Sequence[torch.Tensor], exponent: float = 1.0) -> bool:
     check_choice(method, "method", METHODS)
-    univariate = all(t.shape[1] == 1 for t in ts)
+    univariate = all(t.shape[1] == 1 for t in ts) and exponent == 1.0
     if method == "fast":
         if not univariate:
-            raise ValueError("method='fast' needs univariate samples (shape (n,) or (n, 1))")
+            raise ValueError("method='fast' needs univariate samples (shape (n,) or (n, 1)) "
+                             "and exponent=1")
         return True
     if method == "naive":
         return False
@@ -116,13 +137,15 @@ def _use_fast(method: str, ts: Sequence[torch.Tensor]) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between the rows of ``a`` and ``b``, with a finite gradient at 0."""
-    if a.shape[1] == 1:
+def _distances(a: torch.Tensor, b: torch.Tensor, exponent: float = 1.0) -> torch.Tensor:
+    """``||a_i - b_j||^exponent`` between rows, with a finite gradient at 0."""
+    if a.shape[1] == 1 and exponent == 1.0:
         return (a - b.T).abs()
     sq = (a[:, None, :] - b[None, :, :]).square().sum(-1)
     pos = sq > 0
-    return torch.where(pos, torch.where(pos, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))
+    # the inner where keeps the power's infinite derivative at 0 out of the gradient
+    safe = torch.where(pos, sq, torch.ones_like(sq))
+    return torch.where(pos, safe.pow(0.5 * exponent), torch.zeros_like(sq))
 
 
 def _row_blocks(n: int, d: int) -> Iterator[tuple[int, int]]:
@@ -132,7 +155,7 @@ def _row_blocks(n: int, d: int) -> Iterator[tuple[int, int]]:
 
 
 def _centred_blocks(
-    ts: Sequence[torch.Tensor], unbiased: bool
+    ts: Sequence[torch.Tensor], unbiased: bool, exponent: float = 1.0
 ) -> Iterator[tuple[list[torch.Tensor], torch.Tensor | None]]:
     """Yield blocks of rows of the double-centred (or U-centred) distance matrices.
 
@@ -143,7 +166,7 @@ def _centred_blocks(
     d = max(t.shape[1] for t in ts)
     row_sums = []
     for t in ts:
-        parts = [_distances(t[s:e], t).sum(1) for s, e in _row_blocks(n, d)]
+        parts = [_distances(t[s:e], t, exponent).sum(1) for s, e in _row_blocks(n, d)]
         row_sums.append(torch.cat(parts))
     totals = [r.sum() for r in row_sums]
     if unbiased:
@@ -153,7 +176,7 @@ def _centred_blocks(
     for s, e in _row_blocks(n, d):
         blocks = []
         for t, r, tot in zip(ts, row_sums, totals):
-            dist = _distances(t[s:e], t)
+            dist = _distances(t[s:e], t, exponent)
             blocks.append(dist - k_row * r[s:e, None] - k_row * r[None, :] + k_tot * tot)
         mask = None
         if unbiased:
@@ -163,12 +186,12 @@ def _centred_blocks(
 
 
 def _naive_stats(
-    x: torch.Tensor, y: torch.Tensor, unbiased: bool
+    x: torch.Tensor, y: torch.Tensor, unbiased: bool, exponent: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(dCov^2(x, y), dCov^2(x, x), dCov^2(y, y))`` by centred distance matrices."""
     n = x.shape[0]
     sums = [x.new_zeros(()), x.new_zeros(()), x.new_zeros(())]
-    for (a, b), mask in _centred_blocks([x, y], unbiased):
+    for (a, b), mask in _centred_blocks([x, y], unbiased, exponent):
         if mask is not None:
             a = torch.where(mask, a, torch.zeros_like(a))
             b = torch.where(mask, b, torch.zeros_like(b))
@@ -207,12 +230,12 @@ def _fast_stats(
 
 
 def _stats(x: torch.Tensor, y: torch.Tensor, unbiased: bool, method: str,
-           variances: bool = True):
+           variances: bool = True, exponent: float = 1.0):
     """``(dCov^2(x, y), dCov^2(x, x), dCov^2(y, y))``; the last two may be ``None`` when
     ``variances=False`` (the fast path then skips them)."""
-    if _use_fast(method, [x, y]):
+    if _use_fast(method, [x, y], exponent):
         return _fast_stats(x, y, unbiased, variances)
-    return _naive_stats(x, y, unbiased)
+    return _naive_stats(x, y, unbiased, exponent)
 
 
 def _unit_scale(t: torch.Tensor) -> torch.Tensor:
@@ -253,6 +276,7 @@ def distance_covariance(
     unbiased: bool = False,
     squared: bool = False,
     method: str = "auto",
+    exponent: float = 1.0,
 ) -> Any:
     r"""Distance covariance of paired samples ``x`` (n, p) and ``y`` (n, q).
 
@@ -263,8 +287,10 @@ def distance_covariance(
     ``(1/(n(n-3))) sum_{i != j} Ã_ij B̃_ij`` (``dcor.u_distance_covariance_sqr``), which needs
     ``n >= 4`` and can be negative.
 
-    ``method``: ``"auto"`` (O(n log n) for univariate samples unless a gradient is needed),
-    ``"naive"`` (O(n^2), differentiable) or ``"fast"`` (univariate only).
+    ``method``: ``"auto"`` (O(n log n) for univariate samples with ``exponent=1`` unless a
+    gradient is needed, as dcor), ``"naive"`` (O(n^2), differentiable) or ``"fast"``
+    (univariate, ``exponent=1`` only). ``exponent`` (``0 < exponent < 2``) raises the
+    distances to that power, ``a_ij = ||x_i - x_j||^exponent`` (dcor's ``exponent``).
 
     >>> import numpy as np
     >>> x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -273,10 +299,14 @@ def distance_covariance(
     7.296
     >>> bool(np.isclose(distance_covariance(x, y) ** 2, distance_covariance(x, y, squared=True)))
     True
+    >>> round(float(distance_covariance(x, y, exponent=0.5)), 6)
+    0.904441
     """
     _check_squared(unbiased, squared, "distance covariance")
+    exponent = _check_exponent(exponent)
     ts, wrap = _prepare([x, y], ("x", "y"), min_n=4 if unbiased else 1)
-    cov, _, _ = _stats(ts[0], ts[1], unbiased, method, variances=False)
+    _check_finite(ts, ("x", "y"))
+    cov, _, _ = _stats(ts[0], ts[1], unbiased, method, variances=False, exponent=exponent)
     return wrap(cov if squared else safe_sqrt(cov))
 
 
@@ -288,6 +318,7 @@ def distance_correlation(
     unbiased: bool = False,
     squared: bool = False,
     method: str = "auto",
+    exponent: float = 1.0,
 ) -> Any:
     r"""Distance correlation of paired samples ``x`` (n, p) and ``y`` (n, q), in [0, 1].
 
@@ -297,6 +328,7 @@ def distance_correlation(
     (``dcor.distance_correlation_sqr``); ``unbiased=True, squared=True`` uses the U-statistics
     (``dcor.u_distance_correlation_sqr``, bias-corrected, can be slightly negative).
     Invariant under translation, orthogonal transformation and scaling of either sample.
+    ``exponent`` and ``method`` as in :func:`distance_covariance`.
 
     >>> import numpy as np
     >>> x = np.linspace(-1.0, 1.0, 9)
@@ -306,8 +338,11 @@ def distance_correlation(
     0.500268
     """
     _check_squared(unbiased, squared, "distance correlation")
+    exponent = _check_exponent(exponent)
     ts, wrap = _prepare([x, y], ("x", "y"), min_n=4 if unbiased else 1)
-    cov, vx, vy = _stats(_unit_scale(ts[0]), _unit_scale(ts[1]), unbiased, method)
+    _check_finite(ts, ("x", "y"))
+    cov, vx, vy = _stats(_unit_scale(ts[0]), _unit_scale(ts[1]), unbiased, method,
+                         exponent=exponent)
     den2 = (vx * vy).abs()
     pos = den2 > 0
     den = torch.where(pos, den2, torch.ones_like(den2)).sqrt()
@@ -383,6 +418,133 @@ def concatenated_distance_covariance(
     s = torch.cat(ts[1:], dim=1)
     cov, _, _ = _stats(ts[0], s, unbiased, "auto", variances=False)
     return wrap(cov)
+
+
+def _mean_distance(a: torch.Tensor, b: torch.Tensor, exponent: float) -> torch.Tensor:
+    """``(1 / (n m)) sum_ij ||a_i - b_j||^exponent`` by blocks of rows (O(n) memory)."""
+    rows = max(1, _BLOCK_ELEMENTS // max(1, b.shape[0] * a.shape[1]))
+    total = a.new_zeros(())
+    for s in range(0, a.shape[0], rows):
+        total = total + _distances(a[s:s + rows], b, exponent).sum()
+    return total / (a.shape[0] * b.shape[0])
+
+
+def energy_distance(x: ArrayLike, y: ArrayLike, /, *, exponent: float = 1.0) -> Any:
+    r"""Energy distance between the samples ``x`` (n, d) and ``y`` (m, d).
+
+    ``E(x, y) = 2 mean_ij ||x_i - y_j||^a - mean_ij ||x_i - x_j||^a - mean_ij ||y_i - y_j||^a``
+    with ``a = exponent`` (``0 < a < 2``; default 1), all means over every pair including
+    ``i = j`` (V-statistics, the value of ``dcor.energy_distance``). It is ``>= 0`` and 0 in
+    population only when the distributions are equal (Székely & Rizzo 2013, Energy statistics:
+    a class of statistics based on distances). The samples may have different sizes but the
+    same dimension. For 1-D samples with ``exponent=1`` and no gradient needed the sums come
+    from sorted prefix sums in O((n + m) log(n + m)); otherwise O(nm) by blocks of rows,
+    differentiable in torch.
+
+    >>> import numpy as np
+    >>> float(energy_distance(np.array([0.0, 1.0]), np.array([2.0, 3.0])))
+    3.0
+    """
+    exponent = _check_exponent(exponent)
+    ts, wrap = as_tensors(x, y, names=("x", "y"))
+    a, b = as_samples(ts[0], "x"), as_samples(ts[1], "y")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x and y must have the same dimension; x has {a.shape[1]} columns, "
+                         f"y has {b.shape[1]}")
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        raise ValueError("x and y need at least one observation each")
+    _check_finite([a, b], ("x", "y"))
+    if a.shape[1] == 1 and exponent == 1.0 and not _needs_grad([a, b]):
+        an = a.detach().cpu().double().numpy()[:, 0]
+        bn = b.detach().cpu().double().numpy()[:, 0]
+        n, m = an.shape[0], bn.shape[0]
+        # the cross sum is the pooled sample's total less the two within-sample totals
+        sxx, syy = float(_dcov_fast.total_distance(an)), float(_dcov_fast.total_distance(bn))
+        sxy = 0.5 * (float(_dcov_fast.total_distance(np.concatenate([an, bn]))) - sxx - syy)
+        value = 2.0 * sxy / (n * m) - sxx / n**2 - syy / m**2
+        return wrap(torch.tensor(value, dtype=a.dtype, device=a.device))
+    value = (2.0 * _mean_distance(a, b, exponent) - _mean_distance(a, a, exponent)
+             - _mean_distance(b, b, exponent))
+    return wrap(value)
+
+
+def _u_products(ts: Sequence[torch.Tensor], exponent: float) -> torch.Tensor:
+    """All ``sum_{i != j} Ã_ij B̃_ij / (n(n-3))`` between the U-centred matrices of ``ts``."""
+    n = ts[0].shape[0]
+    k = len(ts)
+    out = ts[0].new_zeros((k, k))
+    for blocks, mask in _centred_blocks(ts, True, exponent):
+        flat = torch.stack([torch.where(mask, b, torch.zeros_like(b)).reshape(-1)
+                            for b in blocks])
+        out = out + flat @ flat.T
+    return out / (n * (n - 3))
+
+
+def partial_distance_covariance(
+    x: ArrayLike, y: ArrayLike, z: ArrayLike, /, *, exponent: float = 1.0
+) -> Any:
+    r"""Partial distance covariance ``pdCov(x, y; z)`` (Székely & Rizzo 2014).
+
+    With ``Ã, B̃, C̃`` the U-centred distance matrices of ``x``, ``y``, ``z`` (see the module
+    docstring) and the inner product ``<A, B> = (1/(n(n-3))) sum_{i != j} A_ij B_ij``, the
+    projection of ``Ã`` orthogonal to ``C̃`` is ``P_z(x) = Ã - (<Ã, C̃> / <C̃, C̃>) C̃`` (``Ã``
+    itself when ``<C̃, C̃> = 0``), and ``pdCov = <P_z(x), P_z(y)>
+    = <Ã, B̃> - <Ã, C̃><B̃, C̃> / <C̃, C̃>`` (``dcor.partial_distance_covariance``). It can be
+    negative. Needs ``n >= 4``; differentiable; ``exponent`` as in :func:`distance_covariance`.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=200)
+    >>> x, y = z + 0.1 * rng.normal(size=200), z + 0.1 * rng.normal(size=200)
+    >>> bool(abs(partial_distance_covariance(x, y, z)) < 0.1 * distance_covariance(x, y)**2)
+    True
+    """
+    exponent = _check_exponent(exponent)
+    ts, wrap = _prepare([x, y, z], ("x", "y", "z"), min_n=4)
+    _check_finite(ts, ("x", "y", "z"))
+    g = _u_products(ts, exponent)
+    cc = g[2, 2]
+    pos = cc != 0
+    safe = torch.where(pos, cc, torch.ones_like(cc))
+    return wrap(g[0, 1] - torch.where(pos, g[0, 2] * g[1, 2] / safe, torch.zeros_like(cc)))
+
+
+def partial_distance_correlation(
+    x: ArrayLike, y: ArrayLike, z: ArrayLike, /, *, exponent: float = 1.0
+) -> Any:
+    r"""Partial distance correlation ``pdCor(x, y; z)`` (Székely & Rizzo 2014), in [-1, 1].
+
+    With ``R_uv = <U, V> / sqrt(<U, U><V, V>)`` the bias-corrected squared distance
+    correlation of the U-centred matrices (0 when the denominator is 0, clipped to [-1, 1]),
+    ``pdCor = (R_xy - R_xz R_yz) / (sqrt(1 - R_xz^2) sqrt(1 - R_yz^2))``, and 0 when the
+    denominator is 0 (``dcor.partial_distance_correlation``). Scale invariant; needs
+    ``n >= 4``; differentiable; ``exponent`` as in :func:`distance_covariance`.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=200)
+    >>> x, y = z + 0.1 * rng.normal(size=200), z + 0.1 * rng.normal(size=200)
+    >>> bool(partial_distance_correlation(x, y, z) < 0.2 < distance_correlation(x, y))
+    True
+    """
+    exponent = _check_exponent(exponent)
+    ts, wrap = _prepare([x, y, z], ("x", "y", "z"), min_n=4)
+    _check_finite(ts, ("x", "y", "z"))
+    g = _u_products([_unit_scale(t) for t in ts], exponent)
+
+    def corr(i: int, j: int) -> torch.Tensor:
+        d2 = g[i, i] * g[j, j]
+        pos = d2 != 0
+        r = torch.where(pos, g[i, j] / torch.where(pos, d2, torch.ones_like(d2)).sqrt(),
+                        torch.zeros_like(d2))
+        return r.clamp(-1.0, 1.0)
+
+    rxy, rxz, ryz = corr(0, 1), corr(0, 2), corr(1, 2)
+    den = safe_sqrt(1.0 - rxz**2) * safe_sqrt(1.0 - ryz**2)
+    pos = den != 0
+    out = torch.where(pos, (rxy - rxz * ryz) / torch.where(pos, den, torch.ones_like(den)),
+                      torch.zeros_like(den))
+    return wrap(out)
 
 
 def distance_covariance_test(
