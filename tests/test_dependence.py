@@ -510,3 +510,36 @@ def test_energy_bad_input():
             fn(*args)
     with pytest.raises(ValueError, match="exponent=1"):
         distance_covariance(x, y, method="fast", exponent=0.5)
+
+
+def test_partial_exponent_matches_dcor_u_products():
+    # dcor's partial functions have no exponent: build its U-centred products by hand
+    rng = np.random.default_rng(21)
+    x, y, z = rng.normal(size=(40, 2)), rng.normal(size=40), rng.normal(size=(40, 3))
+
+    def u(v, e):
+        v = v.reshape(len(v), -1)
+        return dcor.u_centered(np.linalg.norm(v[:, None] - v[None], axis=-1) ** e)
+
+    for e in (0.5, 1.5):
+        a, b, c = u(x, e), u(y, e), u(z, e)
+        proj = dcor.u_complementary_projection(c)
+        ref = dcor.u_product(proj(a), proj(b))
+        assert partial_distance_covariance(x, y, z, exponent=e) == pytest.approx(ref, abs=1e-9)
+        r = {k: dcor.u_product(p, q) / np.sqrt(dcor.u_product(p, p) * dcor.u_product(q, q))
+             for k, (p, q) in {"xy": (a, b), "xz": (a, c), "yz": (b, c)}.items()}
+        ref_r = (r["xy"] - r["xz"] * r["yz"]) / np.sqrt((1 - r["xz"]**2) * (1 - r["yz"]**2))
+        assert partial_distance_correlation(x, y, z, exponent=e) == pytest.approx(ref_r,
+                                                                                  abs=1e-9)
+
+
+def test_dcov_test_exponent():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=40)
+    y = x**2 + 0.1 * rng.normal(size=40)
+    res = distance_covariance_test(x, y, permutations=49, seed=0, exponent=0.5)
+    assert res.statistic == pytest.approx(distance_covariance(x, y, squared=True, exponent=0.5),
+                                          rel=1e-9)
+    assert res.pvalue == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="exponent"):
+        distance_covariance_test(x, y, exponent=2.0)

@@ -1,4 +1,5 @@
-r"""Distance covariance family: dCov, dCor, JdCov, CCdCov and their permutation tests.
+r"""Distance covariance family: dCov, dCor, JdCov, CCdCov and their permutation tests;
+energy distance and partial distance covariance / correlation (energy statistics).
 
 Samples are arrays of shape ``(n,)`` (univariate) or ``(n, d)`` (``n`` observations of a
 ``d``-vector); the observations of all arguments are paired row by row. Distances are
@@ -554,6 +555,7 @@ def distance_covariance_test(
     *,
     permutations: int = 999,
     seed: int | None = None,
+    exponent: float = 1.0,
 ) -> TestResult:
     r"""Permutation test of independence with the V-statistic ``dCov_n^2(x, y)``.
 
@@ -562,7 +564,8 @@ def distance_covariance_test(
     and gives an exact level-``alpha`` test. Returns a :class:`TestResult` (``statistic``,
     ``pvalue``). Up to ``n = 2000`` (or for multivariate samples) the centred distance matrices
     are computed once (O(n^2) memory) and permuted; above that, univariate samples use the
-    O(n log n) algorithm for every permutation (O(n) memory).
+    O(n log n) algorithm for every permutation (O(n) memory; ``exponent=1`` only, as there is
+    no fast algorithm for other exponents). ``exponent`` as in :func:`distance_covariance`.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -571,9 +574,11 @@ def distance_covariance_test(
     0.01
     """
     p = check_permutations(permutations)
+    exponent = _check_exponent(exponent)
     ts, _ = _prepare([x, y], ("x", "y"), min_n=2)
+    _check_finite(ts, ("x", "y"))
     rng = np.random.default_rng(seed)
-    if ts[0].shape[0] > _TEST_MATRIX_MAX_N and _use_fast("auto", ts):
+    if ts[0].shape[0] > _TEST_MATRIX_MAX_N and _use_fast("auto", ts, exponent):
         xn = ts[0].detach().cpu().double().numpy()[:, 0]
         yn = ts[1].detach().cpu().double().numpy()[:, 0]
         n = xn.shape[0]
@@ -586,7 +591,7 @@ def distance_covariance_test(
         null = np.array([stat(yn[rng.permutation(n)]) for _ in range(p)])
         return TestResult(observed, permutation_pvalue(observed, null), "permutation", p)
     with torch.no_grad():
-        a, b = _full_centred(ts)
+        a, b = _full_centred(ts, exponent)
     an = a.cpu().numpy()
     bn = b.cpu().numpy()
     n = an.shape[0]
@@ -598,10 +603,10 @@ def distance_covariance_test(
     return TestResult(observed, permutation_pvalue(observed, null), "permutation", p)
 
 
-def _full_centred(ts: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def _full_centred(ts: Sequence[torch.Tensor], exponent: float = 1.0) -> list[torch.Tensor]:
     """Whole double-centred matrices (for the permutation test), built from row blocks."""
     out = [[], []]
-    for blocks, _ in _centred_blocks([ts[0].double(), ts[1].double()], False):
+    for blocks, _ in _centred_blocks([ts[0].double(), ts[1].double()], False, exponent):
         out[0].append(blocks[0])
         out[1].append(blocks[1])
     return [torch.cat(out[0]), torch.cat(out[1])]
