@@ -324,13 +324,6 @@ def _iterate(cost: Cost, loga, logb, eps: float, g, tol: float, max_iter: int, o
     return f, g, err, it, steps
 
 
-# LEAD'S NOTE (2026-12-03, to the engineer on issue 15 section 1): convergence is DONE and
-# committed (933f741, 04d2f42, 51d2b2f): staged annealing + Newton steps below, tested in
-# tests/test_transport.py (test_pot_test_problem_converges_with_the_defaults,
-# test_small_epsilon_3d_converges_with_the_defaults, test_newton_finishes_where_sinkhorn_crawls).
-# Do NOT replace solve()/_iterate()/newton(); your probe/_anneal rewrite was reverted (saved in
-# /tmp/sk/helper15_sinkhorn_wip.py). Remaining for you, if any: speed of large problems only,
-# building on this code, with all transport tests passing. This note is removed at the stop.
 def solve(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, epsilon: float,
           schedule: list[float], tol: float, max_iter: int,
           omega: float | None = None, newton_steps: bool | None = None) -> Result:
