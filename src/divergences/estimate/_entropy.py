@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -258,6 +259,8 @@ def entropy(
             return _parametric.spacing_local(a[:, 0], mm, method)
 
     est = from_local(local_fn(zs), method, offset=offset, level=level, details=details)
+    if method == "van_es":  # its mean runs over n - m spacings, but all n samples were used
+        est = dataclasses.replace(est, n=n)
     if ci == "auto":
         auto_ba = (method == "knn" and n > 4 * k + 1) or (
             method in ("kde", "vasicek") and n >= 12)
