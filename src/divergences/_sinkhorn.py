@@ -401,6 +401,11 @@ def _cost_gradient(cost: Cost, eps: float, f, g, loga, logb, side: str) -> torch
     return out
 
 
+def _dual_value(a, b, f, g) -> torch.Tensor:
+    """``<a, f> + <b, g>``, zero weights contributing nothing (their potentials may be inf)."""
+    return torch.where(a > 0, a * f, 0.0).sum(-1) + torch.where(b > 0, b * g, 0.0).sum(-1)
+
+
 class EnvelopeValue(torch.autograd.Function):
     """``<a, f> + <b, g>`` with envelope-theorem gradients.
 
@@ -415,9 +420,7 @@ class EnvelopeValue(torch.autograd.Function):
     def forward(ctx, x, y, a, b, f, g, loga, logb, eps, cost):
         ctx.save_for_backward(f, g, loga, logb)
         ctx.eps, ctx.cost = eps, cost
-        fa = torch.where(a > 0, a * f, 0.0).sum(-1)
-        gb = torch.where(b > 0, b * g, 0.0).sum(-1)
-        return fa + gb
+        return _dual_value(a, b, f, g)
 
     @staticmethod
     def backward(ctx, grad):
@@ -444,9 +447,7 @@ class EnvelopeMatrix(torch.autograd.Function):
     def forward(ctx, c, a, b, f, g, loga, logb, eps, cost):
         ctx.save_for_backward(f, g, loga, logb)
         ctx.eps, ctx.cost = eps, cost
-        fa = torch.where(a > 0, a * f, 0.0).sum(-1)
-        gb = torch.where(b > 0, b * g, 0.0).sum(-1)
-        return fa + gb
+        return _dual_value(a, b, f, g)
 
     @staticmethod
     def backward(ctx, grad):
