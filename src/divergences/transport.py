@@ -643,8 +643,8 @@ def sliced_wasserstein(
     >>> round(float(sliced_wasserstein(x, x + [1.0, 0.0, 0.0], projections=[[1.0, 0.0, 0.0]])), 6)
     1.0
     """
-    values = _sliced_powers(x, y, a, b, n_projections, p, seed, projections)
-    return _out(_root(values[0].mean(-1), values[1]), values[2], values[3], reduction)
+    powers, p, wrap, batched = _sliced_powers(x, y, a, b, n_projections, p, seed, projections)
+    return _out(_root(powers.mean(-1), p), wrap, batched, reduction)
 
 
 def max_sliced_wasserstein(
@@ -675,8 +675,8 @@ def max_sliced_wasserstein(
     >>> round(float(max_sliced_wasserstein(x, x + [3.0, 0.0], projections=d)), 6)
     3.0
     """
-    values = _sliced_powers(x, y, a, b, n_projections, p, seed, projections)
-    return _out(_root(values[0].amax(-1), values[1]), values[2], values[3], reduction)
+    powers, p, wrap, batched = _sliced_powers(x, y, a, b, n_projections, p, seed, projections)
+    return _out(_root(powers.amax(-1), p), wrap, batched, reduction)
 
 
 def _sliced_powers(x, y, a, b, n_projections, p, seed, projections):
