@@ -5,18 +5,25 @@
 * every public name of the API contract (design.md, "Public API contract") and every
   name in the ``__all__`` of a documented module has an entry in the API reference: a
   ``::: module`` page that exports it (always checked) and an anchor in the built HTML;
-* the ``pycon`` examples of the narrative pages run as doctests, in order, per page.
+* the ``pycon`` examples of the narrative pages run as doctests, in order, per page;
+* formulas are MathML, rendered at build time (docs/_ext/mathml.py): the renderer on its own
+  (inline, display, and formulas it must refuse), a strict build that fails on a formula it
+  cannot render, no LaTeX source left in the built pages, and, in headless chromium, a
+  formula laid out as mathematics and the figures loaded from the site itself;
+* the committed figures (docs/figures/*.svg) are what docs/_ext/figures.py writes.
 """
 
 from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -133,7 +140,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if prebuilt and (Path(prebuilt) / "index.html").is_file():
         yield Path(prebuilt)
         return
-    for name in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
+    for name in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python",
+                 "latex2mathml"):
         pytest.importorskip(name, reason="the docs extra is not installed")
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
@@ -223,3 +231,176 @@ def test_page_examples_run(page: str):
     )
     assert result.attempted > 0, f"{page} has no examples"
     assert result.failed == 0, f"{result.failed} example(s) of {page} failed (see the output)"
+
+
+
+# --------------------------------------------------------------------------------------------
+# Formulas and figures
+# --------------------------------------------------------------------------------------------
+
+
+def ext_module(name: str):
+    """docs/_ext/<name>.py, loaded from its file (docs/_ext is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"_docs_ext_{name}", DOCS / "_ext" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def mathml():
+    pytest.importorskip("latex2mathml", reason="the docs extra is not installed")
+    return ext_module("mathml")
+
+
+def test_renders_inline_and_display_formulas(mathml):
+    inline = mathml.render(r"\mathrm{KL}(p\|q) = \sum_i p_i \log(p_i/q_i)")
+    assert inline.startswith('<math xmlns="http://www.w3.org/1998/Math/MathML" display="inline">')
+    assert "<msub><mi>p</mi><mi>i</mi></msub>" in inline          # p_i, a subscript
+    assert "&#x02016;" in inline and "&#x02211;" in inline         # the norm bars and the sum
+    block = mathml.render(r"D_\alpha = \frac{1}{\alpha - 1}\log\sum_i p_i^\alpha", display=True)
+    assert 'display="block"' in block and "<mfrac>" in block and "&#x003B1;" in block
+    # Unicode: MathML Core ignores mathvariant, so the letters themselves are styled.
+    assert "<mi>𝔼</mi>" in mathml.render(r"\mathbb E_P[T]")
+    assert "mathvariant" not in mathml.render(r"\mathbb E_P[T] + \mathbf 1")
+    assert "<mo>≤</mo>" in mathml.render("a ≤ b")                  # typed as Unicode
+    assert "<mtext>gap_scale</mtext>" in mathml.render(r"\text{gap\_scale}")
+    # Rows aligned at & (Sphinx's reading of a .. math:: block) become a table.
+    rows = mathml.render(r"a &= b + c, \\ d &= e", display=True)
+    assert rows.count("<mtr>") == 2 and "&amp;" not in rows and "<mi>&</mi>" not in rows
+
+
+@pytest.mark.parametrize("tex, reason", [
+    (r"\frac{a}", "needs 2 parts"),             # latex2mathml draws a one-part fraction
+    (r"\foo x", r"unknown command \\foo"),      # ... and an unknown command as its name
+    ("a^", "cannot parse"),
+    (r"\sqrt", "cannot parse"),
+    ("  ", "empty"),
+])
+def test_refuses_formulas_it_cannot_render(mathml, tex: str, reason: str):
+    with pytest.raises(mathml.FormulaError, match=reason):
+        mathml.render(tex)
+
+
+def test_a_formula_that_fails_is_reported_and_shown_as_code(mathml):
+    html = ('<h2 id="divergences.kl">kl</h2><p>Good <span class="arithmatex">\\(x_1\\)</span>, '
+            'bad <span class="arithmatex">\\(\\frac{a}\\)</span>.</p>'
+            '<div class="arithmatex">\\[a &lt; b\\]</div>')
+    warnings: list[str] = []
+    out = mathml.render_page(html, "api/core.md", warnings.append)
+    assert warnings == ["api/core.md (divergences.kl): cannot render the formula `\\frac{a}`: "
+                        "<mfrac> needs 2 parts, got 1 (a missing argument in braces?)"]
+    assert "<code>\\frac{a}</code>" in out and "arithmatex" not in out
+    assert out.count("<math") == 2 and "<mo>&#x0003C;</mo>" in out   # a < b
+
+
+def test_a_long_inline_formula_can_wrap(mathml):
+    tex = r"H(p, q) = H(p) + \mathrm{KL}(p\|q) \ge H(p), \quad (a + b)"
+    out = mathml.render_page(f'<p><span class="arithmatex">\\({tex}\\)</span></p>', "x.md",
+                             pytest.fail)
+    pieces = _MATH.findall(out)
+    # Cut after the top-level =, + and the comma, not inside the brackets.
+    assert len(pieces) == 5, out
+    assert all(p.endswith('<mo form="infix">=</mo></mrow></math>') for p in pieces[:1])
+    assert "<mo>+</mo><mi>b</mi>" in pieces[-1]
+    def text(s: str) -> str:
+        return unescape(re.sub(r"<[^>]+>", "", s))
+
+    assert "".join(text(p) for p in pieces) == text(mathml.render(tex))   # nothing lost
+
+
+def test_strict_build_fails_on_a_formula_it_cannot_render(mathml, tmp_path: Path):
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Page\n\nFine: $x_1$. Broken: $\\frac{a}$.\n")
+    (tmp_path / "mkdocs.yml").write_text(
+        f"site_name: t\nhooks: [{DOCS / '_ext' / 'hooks.py'}]\n"
+        "markdown_extensions:\n  - pymdownx.arithmatex:\n      generic: true\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode != 0, proc.stderr
+    assert "index.md: cannot render the formula `\\frac{a}`" in proc.stderr, proc.stderr
+
+
+_CODE = re.compile(r"<(pre|code|script|style)\b.*?</\1>", re.DOTALL)
+_MATH = re.compile(r"<math\b.*?</math>", re.DOTALL)
+
+
+def test_built_pages_show_mathml_not_latex(site: Path):
+    core = (site / "api" / "core" / "index.html").read_text()
+    # kl's docstring formula, :math:`\mathrm{KL}(p\|q) = \sum_i p_i \log(p_i/q_i)`.
+    kl = core[core.index('id="divergences.kl"'):core.index('id="divergences.renyi"')]
+    formula = "".join(_MATH.findall(kl))     # a long inline formula comes in pieces
+    assert formula, "kl's formula is not MathML"
+    assert '<mi mathvariant="normal">K</mi>' in formula
+    assert "&#x02211;" in formula and "<msub><mi>p</mi><mi>i</mi></msub>" in formula
+    left = {}
+    for page in site.rglob("*.html"):
+        text = _MATH.sub("", _CODE.sub("", page.read_text()))
+        text = re.sub(r"<[^>]+>", " ", text)
+        found = re.findall(r"\$[^$\n]{0,40}|:math:`|\\[a-zA-Z]+\{|\\\(|\\\[", text)
+        if found or "arithmatex" in page.read_text():
+            left[page.relative_to(site).as_posix()] = found[:3]
+    assert not left, f"LaTeX source left in the built pages: {left}"
+
+
+def test_figures_are_current_and_captioned(site: Path):
+    pytest.importorskip("numpy")
+    figures = ext_module("figures")
+    for name, text in figures.render().items():
+        committed = (DOCS / "figures" / name).read_text(encoding="utf-8")
+        assert committed == text, f"docs/figures/{name} is stale: run python docs/_ext/figures.py"
+    pages = {"js-beta.svg": "api/core/index.html",
+             "kl-vs-reverse-kl.svg": "conventions/index.html"}
+    assert set(pages) == set(figures.FIGURES)
+    for name, page in pages.items():
+        html = (site / page).read_text()
+        figure = next((f for f in re.findall(r"<figure\b.*?</figure>", html, re.DOTALL)
+                       if name in f), None)
+        assert figure is not None, f"{name} is not in a <figure> on {page}"
+        alt = re.search(r'<img alt="([^"]+)" src="[^"]*' + re.escape(name), figure)
+        assert alt is not None and len(alt.group(1)) > 40, f"{name} has no alt text: {figure}"
+        assert re.search(r"<figcaption>\s*\S", figure), f"{name} has no caption on {page}"
+        assert (site / "figures" / name).is_file()
+
+
+def test_formulas_and_figures_in_a_browser(site: Path):
+    """Opened from the built site in headless chromium (found as tests/report does)."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not on PATH (Debian: apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the Python package playwright is not installed")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update"]
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto((site / "api" / "core" / "index.html").as_uri(), wait_until="load")
+            found = page.evaluate("""() => {
+                const section = id => document.getElementById(id).closest('.doc-object');
+                const math = section('divergences.kl').querySelector('math');
+                const frac = section('divergences.renyi').querySelector('mfrac');
+                const [num, den] = [...frac.children].map(e => e.getBoundingClientRect());
+                const img = document.querySelector('img[src$="js-beta.svg"]');
+                const box = math.getBoundingClientRect();
+                return {ns: math.namespaceURI, width: box.width, height: box.height,
+                        stacked: num.bottom <= den.top + 1 && num.height > 0 && den.height > 0,
+                        img: img.complete && img.naturalWidth, count:
+                        document.querySelectorAll('math').length};
+            }""")
+        finally:
+            browser.close()
+    assert found["ns"] == "http://www.w3.org/1998/Math/MathML"
+    assert found["width"] > 20 and found["height"] > 5, found       # laid out, not collapsed
+    assert found["stacked"], f"a fraction is not laid out as one: {found}"
+    assert found["img"] > 0, "the figure did not load"
+    assert found["count"] >= 13
+    outside = [u for u in requests if not u.startswith(("file:", "data:", "blob:"))]
+    assert not outside, f"the page requested something outside the site: {outside}"

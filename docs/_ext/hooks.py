@@ -8,17 +8,23 @@
 * Pages written for GitHub (docs/evidence.md) link to repository files that the site
   includes as pages of its own (benchmarks/RESULTS.md): those links are pointed at the
   site's page, so the same Markdown works on GitHub and on the site.
+* Formulas (``$...$``, ``$$...$$``, and the docstrings' ``:math:`` roles and ``.. math::``
+  blocks) become MathML when the page is built (docs/_ext/mathml.py); one that cannot be
+  rendered is a warning naming the page and the formula, so the strict build fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import posixpath
 import re
 from pathlib import Path
 from typing import Any
+
+import mathml  # docs/_ext/mathml.py: mkdocs puts the hook's folder on sys.path to load it
 
 # Repository file -> the docs page that includes it (docs/benchmarks/*.md use --8<--).
 INCLUDED = {
@@ -29,6 +35,8 @@ INCLUDED = {
 _LINK = re.compile(r"\]\(([^)\s#]+)(#[^)\s]*)?\)")
 _CLI_HELP = re.compile(r"^<!-- cli-help:(?P<words>[\w\s-]*)-->$", re.MULTILINE)
 HELP_WIDTH = "92"
+# Under "mkdocs.", so that its warnings count in strict mode.
+log = logging.getLogger("mkdocs.hooks.divergences")
 
 
 def _cli_module() -> Any:
@@ -82,3 +90,7 @@ def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
     markdown = _CLI_HELP.sub(
         lambda m: "```text\n" + cli_help(m.group("words").split()) + "\n```", markdown)
     return _LINK.sub(relink, markdown)
+
+
+def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
+    return mathml.render_page(html, page.file.src_uri, log.warning)

@@ -7,8 +7,9 @@ before the docstrings are parsed:
 
 * roles to code spans, linked (``[`name`][path]``, resolved by mkdocs-autorefs) when the name
   is one of the objects the API reference renders, plain code otherwise;
-* ``:math:`x``` to the code span ``x`` and ``.. math::`` blocks to fenced code: the site is
-  built and served offline, so no MathJax/KaTeX;
+* ``:math:`x``` to ``$x$`` and ``.. math::`` blocks to ``$$`` blocks, which the build renders
+  to MathML (docs/_ext/mathml.py: the site is built and served offline, so no MathJax or
+  KaTeX); a role that runs over several lines is joined onto the first;
 * runs of ``>>>`` lines and their output to fenced ``pycon`` blocks;
 * a line holding only a literal, followed by an indented paragraph, to a definition list.
 
@@ -98,6 +99,7 @@ class RstMarkup(griffe.Extension):
     # ----------------------------------------------------------------------------------------
 
     def convert(self, text: str, obj: griffe.Object) -> str:
+        text = _MATH.sub(lambda m: f":math:`{' '.join(m.group(1).split())}`", text)
         lines = text.split("\n")
         out: list[str] = []
         i = 0
@@ -134,7 +136,7 @@ class RstMarkup(griffe.Extension):
                     body.append(lines[i].strip())
                     i += 1
                 _blank(out)
-                out += [f"{indent}```text", *(indent + b for b in body if b), f"{indent}```", ""]
+                out += [f"{indent}$$", *(indent + b for b in body if b), f"{indent}$$", ""]
                 continue
             if stripped and _UNDERLINE.match(nxt.strip()) and len(nxt.strip()) >= len(stripped):
                 out += [f"{indent}**{stripped}**", ""]
@@ -178,7 +180,7 @@ class RstMarkup(griffe.Extension):
         return f"{shown} ({self.inline(kind, obj)})" if kind else shown
 
     def inline(self, line: str, obj: griffe.Object) -> str:
-        line = _MATH.sub(lambda m: f"`{m.group(1)}`", line)
+        line = _MATH.sub(lambda m: f"${m.group(1).strip()}$", line)
         return _ROLE.sub(lambda m: self.role(m.group(1), m.group(2), obj), line)
 
     def role(self, kind: str, target: str, obj: griffe.Object) -> str:

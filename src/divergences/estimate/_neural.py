@@ -356,9 +356,9 @@ def wasserstein_dependency(
     layers of width ``hidden``) scored on every pair of a batch: the diagonal pairs are joint
     draws, the ``B(B-1)`` off-diagonal pairs product draws (the contrastive batch). Adam
     (``lr``) maximises the batch value minus ``penalty`` times the one-sided gradient penalty
-    :math:`\mathbb E[\max(0, \|
-abla T(z)\| - 1)^2]` at random points between joint and
-    product pairs (Petzka et al. 2018), which keeps ``T`` close to 1-Lipschitz.
+    :math:`\mathbb E[\max(0, \|\nabla T(z)\| - 1)^2]` at random points
+    between joint and product pairs (Petzka et al. 2018), which keeps ``T`` close to
+    1-Lipschitz.
 
     Reported value: the Kantorovich-Rubinstein objective of the kept critic on the held-out
     rows, in consecutive batches of ``batch_size``, averaged; ``stderr`` is the standard
