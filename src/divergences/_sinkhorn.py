@@ -16,6 +16,11 @@ Two cost backends share one interface (:class:`Cost`):
     ``n + m`` (plus one block of :data:`BLOCK_ELEMENTS` entries), time is one cost
     evaluation per entry per half-step.
 
+Unbalanced transport (KL penalties of strength ``rho`` on the marginals instead of
+constraints) runs through the same functions with ``rho`` given: the updates are damped by
+:func:`damping`, each iteration takes the best translation of the potentials in closed form,
+and Newton steps use the unbalanced semi-dual's Hessian.
+
 Gradients never go through the iterations. :class:`EnvelopeValue` returns the dual value
 ``<a, f> + <b, g>`` of converged potentials and, by the envelope theorem, backpropagates
 ``f`` to ``a``, ``g`` to ``b`` and the plan ``P`` to the cost (hence to the points),
@@ -185,13 +190,44 @@ class Result:
     iterations: int
     converged: bool
     newton_steps: int = 0
+    # Unbalanced: the potentials are f + tau and g - tau, with f, g as stored (see solve).
+    tau: torch.Tensor | None = None
 
 
-def _marginal_error(logw: torch.Tensor, h_old: torch.Tensor, h_new: torch.Tensor,
-                    eps: float) -> float:
-    """``sum_j |w_j exp((h_old - h_new)/eps) - w_j|``, the L1 error of a marginal, max over batch."""
-    w = logw.exp()
-    return float((torch.exp(logw + (h_old - h_new) / eps) - w).abs().sum(-1).max())
+def damping(eps: float, rho: float | None) -> float:
+    """The factor ``1 / (1 + eps/rho)`` of the unbalanced updates (1 when balanced).
+
+    With KL penalties ``rho KL(P 1 || a)`` on the marginals instead of constraints, the
+    optimality condition in ``f`` reads ``f (1/eps + 1/rho) = softmin / eps``: the balanced
+    update, scaled by this factor (Chizat et al., 2018; Sejourne et al., 2019).
+    """
+    return 1.0 if rho is None else 1.0 / (1.0 + eps / rho)
+
+
+def _undamped(eps: float, rho: float | None) -> float:
+    """``1 - damping(eps, rho)`` as ``eps / (eps + rho)``: the subtraction ``1.0 - lam`` loses
+    its digits when ``eps << rho`` (7 of them at eps/rho = 1e-9, a relative error of 2e-8 in
+    the plan once multiplied by a translation of 2e5)."""
+    return 0.0 if rho is None else eps / (eps + rho)
+
+
+def _marginal_error(logw: torch.Tensor, h_old: torch.Tensor, s: torch.Tensor,
+                    eps: float, rho: float | None = None,
+                    h_true: torch.Tensor | None = None) -> float:
+    """The L1 error of a marginal's optimality condition, max over the batch.
+
+    ``s`` is the (undamped) soft-min computed from the other potential. Balanced:
+    ``sum_j |w_j exp((h_old - s)/eps) - w_j|``, the distance between the plan's marginal and
+    ``w``. Unbalanced, the marginal of the optimal plan is ``w exp(-h/rho)`` instead of ``w``:
+    ``sum_j |w_j exp((h_old - s)/eps) - w_j exp(-h_old/rho)|``, zero exactly at the fixed
+    point ``h = damping * s``. ``h_true``: the potential itself where ``h_old`` and ``s`` are
+    both stored shifted by a constant (see :func:`solve`).
+    """
+    if rho is None:
+        w = logw.exp()
+        return float((torch.exp(logw + (h_old - s) / eps) - w).abs().sum(-1).max())
+    target = torch.exp(logw - (h_old if h_true is None else h_true) / rho)
+    return float((torch.exp(logw + (h_old - s) / eps) - target).abs().sum(-1).max())
 
 
 # Annealing: each stage of the epsilon schedule is solved to this L1 marginal error (at most
@@ -233,81 +269,165 @@ def _log_plan(c: torch.Tensor, eps: float, f, g, loga, logb) -> torch.Tensor:
     return (loga + f / eps)[:, :, None] + (logb + g / eps)[:, None, :] - c / eps
 
 
-def newton(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, eps: float, g: torch.Tensor,
-           tol: float, max_steps: int = NEWTON_MAX_STEPS):
-    """Damped Newton steps on the semi-dual ``G(g) = <a, T(g)> + <b, g>`` (``T(g)`` the
-    exact ``f`` update) from ``g``; returns ``(f, g, column error, steps)``.
+def _semi_dual(a, b, f, g, eps: float, rho: float | None) -> float:
+    """The dual objective at ``(T(g), g)`` (``f = T(g)`` exact), in float64, summed over the
+    batch: ``<a, f> + <b, g>`` balanced; unbalanced the plan's mass is ``<a, e^{-f/rho}>``.
+    """
+    f, g = f.to(a.dtype), g.to(b.dtype)
+    if rho is None:
+        return float(torch.where(a > 0, a * f, 0.0).sum() + torch.where(b > 0, b * g, 0.0).sum())
+    ea = torch.where(a > 0, a * torch.expm1(-f / rho), 0.0).sum(-1)
+    eb = torch.where(b > 0, b * torch.expm1(-g / rho), 0.0).sum(-1)
+    ma, mb = a.sum(-1), b.sum(-1)
+    return float((-rho * (ea + eb) - eps * (ea + ma - ma * mb)).sum())
 
-    ``grad G = b - P^T 1`` and ``-eps Hess G = M = diag(P^T 1) - P^T diag(1/a) P`` (``P`` the
-    plan of ``(T(g), g)``, whose rows sum to ``a``), positive semi-definite with the constants
-    as its null space (``g + c`` is the same solution): the step solves
-    ``(M + mean(c) 1 1^T / m + ridge) d = eps (b - P^T 1)`` by Cholesky, in float64. The step
-    length is halved until ``G`` rises by at least 1e-4 of its linear prediction (Armijo) or
-    the error halves; the steps stop when no length is accepted (far from the solution, where
-    Sinkhorn then carries on). Rows of the returned plan are exact.
+
+def newton(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, eps: float, g: torch.Tensor,
+           tol: float, max_steps: int = NEWTON_MAX_STEPS, rho: float | None = None,
+           tau: torch.Tensor | None = None):
+    """Damped Newton steps on the semi-dual ``G(g) = D(T(g), g)`` (``T(g)`` the exact ``f``
+    update) from ``g``; returns ``(f, g, column error, steps, tau)``.
+
+    Balanced: ``grad G = b - P^T 1`` and ``-eps Hess G = M = diag(P^T 1) - P^T diag(1/a) P``
+    (``P`` the plan of ``(T(g), g)``, whose rows sum to ``a``), positive semi-definite with
+    the constants as its null space (``g + c`` is the same solution): the step solves
+    ``(M + mean(c) 1 1^T / m + ridge) d = eps (b - P^T 1)`` by Cholesky, in float64.
+    Unbalanced (``rho``, ``lam = 1/(1 + eps/rho)``, row sums ``r = a e^{-f/rho}``):
+    ``grad G = b e^{-g/rho} - P^T 1`` and ``-eps Hess G = diag(P^T 1 + (eps/rho) b e^{-g/rho})
+    - lam P^T diag(1/r) P``, positive definite (``df/dg = lam diag(1/r) P`` by implicit
+    differentiation of the row condition). The step length is halved until ``G`` rises by at
+    least 1e-4 of its linear prediction (Armijo) or the error halves; the steps stop when no
+    length is accepted (far from the solution, where Sinkhorn then carries on). Rows of the
+    returned plan are exact. Unbalanced potentials are stored shifted by ``tau`` as in
+    :func:`solve`; after each step the best translation is taken (:func:`_translation`).
     """
     dt = torch.float64
     a, b = loga.exp().to(dt), logb.exp().to(dt)
+    lam = damping(eps, rho)
     m = g.shape[-1]
     eye = torch.eye(m, dtype=dt, device=g.device)
     # the dense cost (formed here on the online backend: at most NEWTON_MAX_SIDE^2 entries)
     cm = pairwise_cost(cost.x, cost.y, cost.p) if cost.online else cost.c_xy
-    f = cost.softmin(eps, g, logb, "x")
+
+    def update_f(g_):
+        return _f_update(cost, eps, g_, logb, rho, tau)
+
+    def target(g_):  # the optimal plan's column sums, given g
+        if rho is None:
+            return b
+        return b * torch.exp(-(g_ if tau is None else g_ - tau).to(dt) / rho)
+
+    def semi_dual(f_, g_):
+        if tau is not None:
+            f_, g_ = f_ + tau, g_ - tau
+        return _semi_dual(a, b, f_, g_, eps, rho)
+
+    f = update_f(g)
     err, steps = math.inf, 0
     while True:
         plan = _log_plan(cm, eps, f, g, loga, logb).to(dt).exp_()
         c = plan.sum(1)
-        err = float((c - b).abs().sum(-1).max())
+        tb = target(g)
+        err = float((c - tb).abs().sum(-1).max())
         if err <= tol or steps >= max_steps:
             break
-        q = plan / a.sqrt()[:, :, None]
         scale = c.amax(-1, keepdim=True)[..., None]
-        mat = torch.diag_embed(c) - q.transpose(1, 2) @ q + scale / m + eye * (1e-12 * scale)
+        if rho is None:
+            q = plan / torch.where(a > 0, a, 1.0).sqrt()[:, :, None]
+            mat = torch.diag_embed(c) - q.transpose(1, 2) @ q + scale / m
+        else:
+            r = plan.sum(2)
+            q = plan / torch.where(r > 0, r, 1.0).sqrt()[:, :, None]
+            # + the balanced case's 1 1^T term: the constants are nearly a null direction
+            # when eps/rho is small (curvature ~ eps/rho), where a Newton step would amplify
+            # rounding (it stalled at an error of 1e-6 at eps/rho = 1e-9); the translation
+            # taken after each step handles that direction exactly instead
+            mat = (torch.diag_embed(c + (eps / rho) * tb) - lam * (q.transpose(1, 2) @ q)
+                   + scale / m)
+        mat = mat + eye * (1e-12 * scale)
         fac, info = torch.linalg.cholesky_ex(mat)
-        rhs = ((b - c) * eps)[..., None]
+        rhs = ((tb - c) * eps)[..., None]
         if int(info.max()) == 0:
             d = torch.cholesky_solve(rhs, fac)[..., 0]
         else:  # numerically indefinite: least squares
             d = torch.linalg.lstsq(mat, rhs).solution[..., 0]
-        g0 = float((a * f.to(dt)).sum() + (b * g.to(dt)).sum())
-        slope = float(((b - c) * d).sum())
+        g0 = semi_dual(f, g)
+        slope = float(((tb - c) * d).sum())
         d = d.to(g.dtype)
         t, accepted = 1.0, False
         for _ in range(40):
             g_t = g + t * d
-            f_t = cost.softmin(eps, g_t, logb, "x")
-            if float((a * f_t.to(dt)).sum() + (b * g_t.to(dt)).sum()) >= g0 + 1e-4 * t * slope:
+            f_t = update_f(g_t)
+            if semi_dual(f_t, g_t) >= g0 + 1e-4 * t * slope:
                 accepted = True
             else:
                 c_t = _log_plan(cm, eps, f_t, g_t, loga, logb).to(dt).exp_().sum(1)
-                accepted = float((c_t - b).abs().sum(-1).max()) < 0.5 * err
+                accepted = float((c_t - target(g_t)).abs().sum(-1).max()) < 0.5 * err
             if accepted:
                 break
             t *= 0.5
         if not accepted:
             break
         f, g, steps = f_t, g_t, steps + 1
-    return f, g, err, steps
+        if tau is not None:
+            tau = tau + _translation(loga, logb, f + tau, g - tau, rho)
+            f = update_f(g)
+    return f, g, err, steps, tau
+
+
+def _f_update(cost: Cost, eps: float, g, logb, rho: float | None, tau):
+    """The ``f`` update from ``g`` (stored shifted by ``tau`` when not None): the soft-min,
+    damped by ``lam``; with ``f = f~ + tau``, ``g = g~ - tau`` it reads
+    ``f~ = lam softmin(g~) - (1 - lam) tau``."""
+    lam = damping(eps, rho)
+    f = cost.softmin(eps, g, logb, "x")
+    if lam != 1.0:
+        f.mul_(lam)
+    if tau is not None:
+        f.sub_(tau * _undamped(eps, rho))
+    return f
+
+
+def _translation(loga, logb, f, g, rho: float) -> torch.Tensor:
+    """The best ``t`` for the pair ``(f + t, g - t)`` in the unbalanced dual, ``(B, 1)``:
+    ``t = rho/2 log(<a, e^{-f/rho}> / <b, e^{-g/rho}>)`` (the entropic term does not depend
+    on ``t``; the two marginal terms balance)."""
+    return 0.5 * rho * (torch.logsumexp(loga - f / rho, -1, keepdim=True)
+                        - torch.logsumexp(logb - g / rho, -1, keepdim=True))
 
 
 def _iterate(cost: Cost, loga, logb, eps: float, g, tol: float, max_iter: int, omega: float,
-             use_newton: bool):
+             use_newton: bool, rho: float | None = None, tau: torch.Tensor | None = None):
     """Sinkhorn at one epsilon from ``g`` until the L1 marginal error is at most ``tol``;
-    ``(f, g, error, iterations, newton steps)``."""
-    f = cost.softmin(eps, g, logb, "x")
+    ``(f, g, error, iterations, newton steps, tau)``. ``rho``: unbalanced updates (damped),
+    the potentials stored shifted by ``tau`` (see :func:`solve`)."""
+    lam = damping(eps, rho)
+    f = _f_update(cost, eps, g, logb, rho, tau)
     err, best, stalled, it, steps, history = math.inf, math.inf, 0, 0, 0, []
     while it < max_iter:
         it += 1
         g_new = cost.softmin(eps, f, loga, "y")
-        err = _marginal_error(logb, g, g_new, eps)
+        err = _marginal_error(logb, g, g_new, eps, rho, None if tau is None else g - tau)
+        if lam != 1.0:
+            g_new.mul_(lam)
+        if tau is not None:
+            g_new.add_(tau * _undamped(eps, rho))
         if err <= tol or it == max_iter:
-            return f, g_new, err, it, steps
+            return f, g_new, err, it, steps, tau
+        if tau is not None:
+            # The unbalanced updates leave (f + t, g - t) for last: that direction contracts
+            # only by damping^2 per iteration (0.998 at epsilon/rho = 1e-3, thousands of
+            # iterations), yet its best t has a closed form (the entropic term does not
+            # depend on it): t = rho/2 log(<a, e^{-f/rho}> / <b, e^{-g/rho}>). Taking it
+            # every iteration is Sejourne et al.'s translation-invariant Sinkhorn (2022).
+            # It moves only the stored shift: the plan depends on f~ + g~ alone.
+            tau = tau + _translation(loga, logb, f + tau, g_new - tau, rho)
         history.append(err)
         if use_newton and len(history) > NEWTON_WINDOW and err > 0.5 * history[-1 - NEWTON_WINDOW]:
-            f2, g2, err2, k = newton(cost, loga, logb, eps, g_new, tol)
+            f2, g2, err2, k, tau = newton(cost, loga, logb, eps, g_new, tol, rho=rho, tau=tau)
             steps += k
             if err2 <= tol:
-                return f2, g2, err2, it, steps
+                return f2, g2, err2, it, steps, tau
             # no convergence yet (steps stopped far from the solution): Sinkhorn resumes
             # from the best point, and may call Newton again a window later
             f, g, history = f2, g2, []
@@ -319,14 +439,15 @@ def _iterate(cost: Cost, loga, logb, eps: float, g, tol: float, max_iter: int, o
             if stalled >= RELAXATION_PATIENCE:
                 omega = 1.0
         g = g_new if omega == 1.0 else torch.lerp(g, g_new, omega)
-        f_new = cost.softmin(eps, g, logb, "x")
+        f_new = _f_update(cost, eps, g, logb, rho, tau)
         f = f_new if omega == 1.0 else torch.lerp(f, f_new, omega)
-    return f, g, err, it, steps
+    return f, g, err, it, steps, tau
 
 
 def solve(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, epsilon: float,
           schedule: list[float], tol: float, max_iter: int,
-          omega: float | None = None, newton_steps: bool | None = None) -> Result:
+          omega: float | None = None, newton_steps: bool | None = None,
+          rho: float | None = None) -> Result:
     """Log-domain Sinkhorn with annealing: each stage to :func:`stage_tol`, then the target.
 
     The error is the L1 distance between the plan's column sums and ``b`` (the row sums are
@@ -340,40 +461,53 @@ def solve(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, epsilon: float,
     size;
     ``False`` never). One marginal of the returned pair is exact. ``iterations`` counts
     the Sinkhorn iterations at the target epsilon. Runs without autograd.
+
+    ``rho`` (not ``None``): unbalanced transport, KL penalties of strength ``rho`` on both
+    marginals; the updates are damped (:func:`damping`), the error is that of the
+    marginals' optimality condition (:func:`_marginal_error`), and each iteration also takes
+    the best translation ``(f + t, g - t)`` in closed form (see :func:`_iterate`). The
+    potentials are then stored as ``f~ = f - tau``, ``g~ = g + tau`` with the accumulated
+    translation ``tau`` (``Result.tau``) kept apart: with measures of different mass the
+    optimum has ``f ~ -g ~ rho/2 log(m(a)/m(b))`` (1e5 at rho = 1e6 and masses 100 and 150),
+    and the plan's exponent ``(f + g - C)/eps`` would lose ``|f|/eps`` ulps to cancellation
+    (it stalled at an error of 2e-6); ``f~ + g~`` carries no such offset.
     """
     omega = OVERRELAXATION if omega is None else float(omega)
     use_newton = _newton_ok(cost) if newton_steps is None else bool(newton_steps)
     with torch.no_grad():
         g = torch.zeros_like(logb)
+        tau = None if rho is None else g.new_zeros((g.shape[0], 1))
         steps = 0
         for eps in schedule[:-1]:
-            _, g, _, _, k = _iterate(cost, loga, logb, eps, g, stage_tol(tol, use_newton),
-                                     STAGE_MAX_ITER, omega, use_newton)
+            _, g, _, _, k, tau = _iterate(cost, loga, logb, eps, g, stage_tol(tol, use_newton),
+                                          STAGE_MAX_ITER, omega, use_newton, rho, tau)
             steps += k
-        f, g, err, it, k = _iterate(cost, loga, logb, epsilon, g, tol, max_iter, omega,
-                                    use_newton)
-        return Result(f, g, err, it, err <= tol, steps + k)
+        f, g, err, it, k, tau = _iterate(cost, loga, logb, epsilon, g, tol, max_iter, omega,
+                                         use_newton, rho, tau)
+        return Result(f, g, err, it, err <= tol, steps + k, tau)
 
 
 def solve_symmetric(cost: Cost, loga: torch.Tensor, epsilon: float, schedule: list[float],
-                    tol: float, max_iter: int) -> Result:
+                    tol: float, max_iter: int, rho: float | None = None) -> Result:
     """The self-transport problem ``OT_eps(a, a)``: averaged updates ``f <- (f + T f) / 2``.
 
     Its optimal potentials are equal (``f = g``), so one potential suffices. The error is the
-    L1 distance between the row sums of the symmetric plan and ``a``.
+    L1 distance between the row sums of the symmetric plan and ``a`` (with ``rho``: of the
+    unbalanced optimality condition, ``T`` damped as in :func:`solve`).
     """
     with torch.no_grad():
         f = torch.zeros_like(loga)
         for eps in schedule[:-1]:
-            f = 0.5 * (f + cost.softmin(eps, f, loga, "x"))
+            f = 0.5 * (f + damping(eps, rho) * cost.softmin(eps, f, loga, "x"))
+        lam = damping(epsilon, rho)
         err, it = math.inf, 0
         while it < max_iter:
             it += 1
             ft = cost.softmin(epsilon, f, loga, "x")
-            err = _marginal_error(loga, f, ft, epsilon)
+            err = _marginal_error(loga, f, ft, epsilon, rho)
             if err <= tol:
                 break
-            f = 0.5 * (f + ft)
+            f = 0.5 * (f + lam * ft)
         return Result(f, f, err, it, err <= tol)
 
 
@@ -401,9 +535,34 @@ def _cost_gradient(cost: Cost, eps: float, f, g, loga, logb, side: str) -> torch
     return out
 
 
-def _dual_value(a, b, f, g) -> torch.Tensor:
-    """``<a, f> + <b, g>``, zero weights contributing nothing (their potentials may be inf)."""
-    return torch.where(a > 0, a * f, 0.0).sum(-1) + torch.where(b > 0, b * g, 0.0).sum(-1)
+def _dual_value(a, b, f, g, eps: float | None = None, rho: float | None = None) -> torch.Tensor:
+    """The dual objective at the potentials ``f``, ``g``, zero weights contributing nothing.
+
+    Balanced: ``<a, f> + <b, g>`` (a zero weight's potential may be inf). Unbalanced (KL
+    penalties ``rho``, generalised KLs with their mass terms):
+
+    ``rho <a, 1 - e^{-f/rho}> + rho <b, 1 - e^{-g/rho}> - eps (m(P) - m(a) m(b))``
+
+    with the plan's mass ``m(P) = <a, e^{-f/rho}> = <b, e^{-g/rho}>`` at the optimum (taken as
+    the mean of the two), written with ``expm1`` so that large ``rho`` loses nothing.
+    """
+    if rho is None:
+        return torch.where(a > 0, a * f, 0.0).sum(-1) + torch.where(b > 0, b * g, 0.0).sum(-1)
+    ea = torch.where(a > 0, a * torch.expm1(-f / rho), 0.0).sum(-1)
+    eb = torch.where(b > 0, b * torch.expm1(-g / rho), 0.0).sum(-1)
+    ma, mb = a.sum(-1), b.sum(-1)
+    return -(rho + 0.5 * eps) * (ea + eb) - eps * (0.5 * (ma + mb) - ma * mb)
+
+
+def _weight_gradients(a, b, f, g, eps: float, rho: float | None):
+    """``dOT/da``, ``dOT/db`` at the optimum: ``f``, ``g`` when balanced; unbalanced,
+    ``rho (1 - e^{-f/rho}) - eps e^{-f/rho} + eps m(b)`` (and the same for ``b``)."""
+    if rho is None:
+        return f, g
+    ma, mb = a.sum(-1, keepdim=True), b.sum(-1, keepdim=True)
+    ga = -(rho + eps) * torch.expm1(-f / rho) - eps + eps * mb
+    gb = -(rho + eps) * torch.expm1(-g / rho) - eps + eps * ma
+    return ga, gb
 
 
 class EnvelopeValue(torch.autograd.Function):
@@ -417,14 +576,15 @@ class EnvelopeValue(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, y, a, b, f, g, loga, logb, eps, cost):
-        ctx.save_for_backward(f, g, loga, logb)
-        ctx.eps, ctx.cost = eps, cost
-        return _dual_value(a, b, f, g)
+    def forward(ctx, x, y, a, b, f, g, loga, logb, eps, cost, rho=None, tau=None):
+        ft, gt = (f, g) if tau is None else (f + tau, g - tau)
+        ctx.save_for_backward(f, g, loga, logb, a.detach(), b.detach(), ft, gt)
+        ctx.eps, ctx.cost, ctx.rho = eps, cost, rho
+        return _dual_value(a, b, ft, gt, eps, rho)
 
     @staticmethod
     def backward(ctx, grad):
-        f, g, loga, logb = ctx.saved_tensors
+        f, g, loga, logb, a, b, ft, gt = ctx.saved_tensors
         need = ctx.needs_input_grad
         gx = gy = ga = gb = None
         cost, eps = ctx.cost, ctx.eps
@@ -432,11 +592,11 @@ class EnvelopeValue(torch.autograd.Function):
             gx = grad[:, None, None] * _cost_gradient(cost, eps, f, g, loga, logb, "x")
         if need[1]:
             gy = grad[:, None, None] * _cost_gradient(cost, eps, f, g, loga, logb, "y")
-        if need[2]:
-            ga = grad[:, None] * f
-        if need[3]:
-            gb = grad[:, None] * g
-        return gx, gy, ga, gb, None, None, None, None, None, None
+        if need[2] or need[3]:
+            da, db = _weight_gradients(a, b, ft, gt, eps, ctx.rho)
+            ga = grad[:, None] * da if need[2] else None
+            gb = grad[:, None] * db if need[3] else None
+        return gx, gy, ga, gb, None, None, None, None, None, None, None, None
 
 
 class EnvelopeMatrix(torch.autograd.Function):
@@ -444,23 +604,24 @@ class EnvelopeMatrix(torch.autograd.Function):
     ``a -> f``, ``b -> g`` and the cost to the plan ``P``."""
 
     @staticmethod
-    def forward(ctx, c, a, b, f, g, loga, logb, eps, cost):
-        ctx.save_for_backward(f, g, loga, logb)
-        ctx.eps, ctx.cost = eps, cost
-        return _dual_value(a, b, f, g)
+    def forward(ctx, c, a, b, f, g, loga, logb, eps, cost, rho=None, tau=None):
+        ft, gt = (f, g) if tau is None else (f + tau, g - tau)
+        ctx.save_for_backward(f, g, loga, logb, a.detach(), b.detach(), ft, gt)
+        ctx.eps, ctx.cost, ctx.rho = eps, cost, rho
+        return _dual_value(a, b, ft, gt, eps, rho)
 
     @staticmethod
     def backward(ctx, grad):
-        f, g, loga, logb = ctx.saved_tensors
+        f, g, loga, logb, a, b, ft, gt = ctx.saved_tensors
         need = ctx.needs_input_grad
         gc = ga = gb = None
         if need[0]:
             gc = grad[:, None, None] * plan(ctx.cost, ctx.eps, f, g, loga, logb)
-        if need[1]:
-            ga = grad[:, None] * f
-        if need[2]:
-            gb = grad[:, None] * g
-        return gc, ga, gb, None, None, None, None, None, None
+        if need[1] or need[2]:
+            da, db = _weight_gradients(a, b, ft, gt, ctx.eps, ctx.rho)
+            ga = grad[:, None] * da if need[1] else None
+            gb = grad[:, None] * db if need[2] else None
+        return gc, ga, gb, None, None, None, None, None, None, None, None
 
 
 def plan(cost: Cost, eps: float, f, g, loga, logb) -> torch.Tensor:

@@ -10,7 +10,9 @@ Point clouds
 Weights
     ``a`` (for ``x``) and ``b`` (for ``y``) are probability vectors over the points, uniform
     when ``None``. They must be finite, non-negative and sum to 1 (tolerance ``1e-6`` in
-    float64, ``1e-4`` in float32); zero weights are allowed.
+    float64, ``1e-4`` in float32); zero weights are allowed. Unbalanced transport
+    (``reach=`` on :func:`sinkhorn` and :func:`sinkhorn_divergence`, ``rho=`` on
+    :func:`sinkhorn_cost`) takes any non-negative weights of positive total mass.
 Cost
     ``c(x, y) = ||x - y||^p`` (Euclidean norm), ``p >= 1``. Note that geomloss uses
     ``||x - y||^2 / 2`` for ``p = 2``: our values are twice its values at twice its epsilon.
@@ -84,8 +86,13 @@ def _check_finite(t: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contains inf; it must be finite")
 
 
-def _weights(w: torch.Tensor | None, shape: torch.Size, like: torch.Tensor, name: str):
-    """Weights of shape ``shape`` (``(B, n)``) and their log (``-inf`` at zero), detached."""
+def _weights(w: torch.Tensor | None, shape: torch.Size, like: torch.Tensor, name: str,
+             balanced: bool = True):
+    """Weights of shape ``shape`` (``(B, n)``) and their log (``-inf`` at zero), detached.
+
+    ``balanced``: a probability vector per problem. Otherwise (unbalanced transport) any
+    finite non-negative weights with a positive total mass.
+    """
     if w is None:
         w = torch.full(shape, 1.0 / shape[-1], dtype=like.dtype, device=like.device)
     else:
@@ -97,12 +104,19 @@ def _weights(w: torch.Tensor | None, shape: torch.Size, like: torch.Tensor, name
                 f"{name} must have shape {tuple(shape[1:]) if shape[0] == 1 else tuple(shape)} "
                 f"(one weight per point); got {given}"
             )
-    logw = to_log_probs(w.detach(), "probs", name)
-    return w, logw
+    if balanced:
+        return w, to_log_probs(w.detach(), "probs", name)
+    wd = w.detach()
+    _check_finite(wd, name)
+    if bool((wd < 0).any()):
+        raise ValueError(f"{name} contains negative weights; the weights of a measure are >= 0")
+    if bool((wd.sum(-1) <= 0).any()):
+        raise ValueError(f"{name} has total mass 0; each measure needs a positive total mass")
+    return w, torch.log(wd)
 
 
 def _clouds(x: ArrayLike, y: ArrayLike, a: ArrayLike | None, b: ArrayLike | None,
-            names: tuple[str, str] = ("x", "y")):
+            names: tuple[str, str] = ("x", "y"), balanced: bool = True):
     """Convert and check two point clouds and their weights; add a batch axis if absent."""
     arrays = [x, y] + [w for w in (a, b) if w is not None]
     wnames = [n for n, w in zip(("a", "b"), (a, b)) if w is not None]
@@ -128,8 +142,8 @@ def _clouds(x: ArrayLike, y: ArrayLike, a: ArrayLike | None, b: ArrayLike | None
         if t.shape[1] == 0:
             raise ValueError(f"{n} must hold at least one point")
         _check_finite(t, n)
-    wa, la = _weights(tw.get("a"), tx.shape[:2], tx, "a")
-    wb, lb = _weights(tw.get("b"), ty.shape[:2], ty, "b")
+    wa, la = _weights(tw.get("a"), tx.shape[:2], tx, "a", balanced)
+    wb, lb = _weights(tw.get("b"), ty.shape[:2], ty, "b", balanced)
     return tx, ty, wa, la, wb, lb, wrap, batched
 
 
@@ -154,10 +168,19 @@ class _Setup:
     schedule: list
     online: bool
     shift: torch.Tensor
+    rho: float | None = None
 
 
-def _setup(clouds, epsilon, p, tol, max_iter, scaling, backend, sizes) -> _Setup:
+def _rho(value, name: str, p: float = 1.0) -> float | None:
+    """``value**p`` for a positive finite ``value`` (``reach`` or ``rho``), ``None`` for None."""
+    if value is None:
+        return None
+    return check_range(value, name, 0.0, low_open=True, high_open=True) ** p
+
+
+def _setup(clouds, epsilon, p, tol, max_iter, scaling, backend, sizes, reach=None) -> _Setup:
     eps, p, tol, max_iter, scaling = _options(epsilon, p, tol, max_iter, scaling, backend)
+    rho = _rho(reach, "reach", p)
     det = [c.detach() for c in clouds]
     schedule = _sinkhorn.epsilon_schedule(_sinkhorn.diameter(*det), p, eps, scaling)
     if backend == "auto":
@@ -165,7 +188,7 @@ def _setup(clouds, epsilon, p, tol, max_iter, scaling, backend, sizes) -> _Setup
     else:
         online = backend == "online"
     shift = torch.cat(det, dim=1).mean(dim=1, keepdim=True)
-    return _Setup(eps, p, tol, max_iter, schedule, online, shift)
+    return _Setup(eps, p, tol, max_iter, schedule, online, shift, rho)
 
 
 def _warn(res: _sinkhorn.Result, s: _Setup, what: str) -> None:
@@ -183,10 +206,12 @@ def _ot(s: _Setup, x, y, a, la, b, lb, symmetric: bool = False):
     """``OT_eps`` per batch entry (with gradients) and the solver's result."""
     cost = _sinkhorn.Cost(x.detach() - s.shift, y.detach() - s.shift, s.p, s.online)
     if symmetric:
-        res = _sinkhorn.solve_symmetric(cost, la, s.eps, s.schedule, s.tol, s.max_iter)
+        res = _sinkhorn.solve_symmetric(cost, la, s.eps, s.schedule, s.tol, s.max_iter,
+                                        rho=s.rho)
     else:
-        res = _sinkhorn.solve(cost, la, lb, s.eps, s.schedule, s.tol, s.max_iter)
-    value = _sinkhorn.EnvelopeValue.apply(x, y, a, b, res.f, res.g, la, lb, s.eps, cost)
+        res = _sinkhorn.solve(cost, la, lb, s.eps, s.schedule, s.tol, s.max_iter, rho=s.rho)
+    value = _sinkhorn.EnvelopeValue.apply(x, y, a, b, res.f, res.g, la, lb, s.eps, cost,
+                                          s.rho, res.tau)
     return value, res, cost
 
 
@@ -214,6 +239,7 @@ def sinkhorn(
     max_iter: int = 1000,
     scaling: float | None = 0.5,
     backend: str = "auto",
+    reach: float | None = None,
     reduction: str = "none",
 ) -> Any:
     r"""Entropic optimal transport cost between weighted point clouds.
@@ -258,12 +284,39 @@ def sinkhorn(
         log-sum-exp, memory linear in ``n + m``, one cost evaluation per entry per
         half-iteration); ``"auto"`` takes ``"tensorized"`` up to ``B*n*m = 5000^2`` entries and
         ``"online"`` above. Both give the same iterates (up to rounding).
+    reach
+        ``None``: balanced transport (the plan's marginals are ``a`` and ``b``). A distance
+        ``> 0``: unbalanced transport (see below) with ``rho = reach**p``; ``a`` and ``b``
+        are then any non-negative weights of positive total mass.
     reduction
         ``"none"``, ``"sum"`` or ``"mean"`` over the batch.
 
     Gradients (torch input) flow to ``x``, ``y``, ``a`` and ``b`` by the envelope theorem:
     ``dOT/da = f``, ``dOT/db = g`` (defined up to a constant on the simplex) and
     ``dOT/dC = P``; they are exact at convergence.
+
+    Unbalanced transport (``reach`` given; geomloss's ``reach``, POT's
+    ``ot.unbalanced.sinkhorn_unbalanced`` with ``reg = epsilon``, ``reg_m = rho``): the
+    marginal constraints become penalties,
+
+    .. math:: \mathrm{OT}_{\varepsilon,\rho}(a, b) = \min_{P \ge 0} \langle P, C\rangle
+              + \varepsilon\,\mathrm{KL}(P \,\|\, a b^\top)
+              + \rho\,\mathrm{KL}(P\mathbf 1 \,\|\, a)
+              + \rho\,\mathrm{KL}(P^\top\mathbf 1 \,\|\, b),
+
+    with the generalised ``KL(p || q) = sum p log(p/q) - p + q`` (mass terms included, so
+    measures of different total mass compare). Moving mass further than about ``reach`` costs
+    more than destroying it at one end and creating it at the other, so outliers and
+    mass differences no longer force long transports. The updates are the balanced ones
+    damped by ``1 / (1 + epsilon/rho)``; ``tol`` bounds the L1 error of the marginals'
+    optimality condition ``P^T 1 = b exp(-g/rho)``. The value is the dual
+    ``rho <a, 1 - e^{-f/rho}> + rho <b, 1 - e^{-g/rho}> - epsilon (m(P) - m(a) m(b))``
+    (``m`` the total mass), equal to the minimum above at convergence; gradients:
+    ``dOT/dC = P`` and ``dOT/da = rho (1 - e^{-f/rho}) - epsilon e^{-f/rho} + epsilon m(b)``.
+    As ``reach -> inf`` it tends to the balanced value (for probability weights).
+    geomloss's ``p = 2`` cost is ``|x - y|^2 / 2``: our value at ``(epsilon, reach)`` is twice
+    geomloss's ``debias=False`` value at ``blur = sqrt(epsilon / 2)``,
+    ``reach = reach / sqrt(2)``.
 
     Convergence: Sinkhorn converges linearly, but its rate degrades as ``epsilon`` falls below
     the spread of the costs: when the plan is almost a permutation, mass moves between nearly
@@ -291,11 +344,19 @@ def sinkhorn(
     >>> np.round(plan, 3)
     array([[0.5, 0. ],
            [0. , 0.5]])
+
+    Unbalanced: with ``reach`` well below the distance 1, moving the mass costs more than
+    destroying it and creating it again, ``rho m(a) + rho m(b) = 2 * 0.3**2``, and the plan
+    keeps almost none of it:
+
+    >>> value, plan = sinkhorn(x, y, epsilon=1e-3, reach=0.3, return_plan=True)
+    >>> round(float(plan.sum()), 2), round(float(value), 3)
+    (0.0, 0.18)
     """
     check_choice(reduction, "reduction", REDUCTIONS)
-    tx, ty, wa, la, wb, lb, wrap, batched = _clouds(x, y, a, b)
+    tx, ty, wa, la, wb, lb, wrap, batched = _clouds(x, y, a, b, balanced=reach is None)
     s = _setup((tx, ty), epsilon, p, tol, max_iter, scaling, backend,
-               [tx.shape[0] * tx.shape[1] * ty.shape[1]])
+               [tx.shape[0] * tx.shape[1] * ty.shape[1]], reach)
     value, res, cost = _ot(s, tx, ty, wa, la, wb, lb)
     _warn(res, s, "sinkhorn")
     out = _out(value, wrap, batched, reduction)
@@ -316,6 +377,7 @@ def sinkhorn_cost(
     tol: float = 1e-3,
     max_iter: int = 1000,
     scaling: float | None = 0.5,
+    rho: float | None = None,
     reduction: str = "none",
 ) -> Any:
     r"""Entropic optimal transport for a precomputed cost matrix (POT's ``ot.sinkhorn2(a, b, M, reg)``
@@ -332,6 +394,12 @@ def sinkhorn_cost(
     the envelope theorem: ``dOT/dC = P``, ``dOT/da = f``, ``dOT/db = g``.
     ``return_plan=True`` also returns ``P``.
 
+    ``rho`` (> 0, in the units of the cost) makes it unbalanced, as ``reach**p`` does in
+    :func:`sinkhorn` (same objective, value and gradients): POT's
+    ``ot.unbalanced.sinkhorn_unbalanced(a, b, M, reg=epsilon, reg_m=rho)`` gives the same
+    plan; its ``sinkhorn_unbalanced2`` returns ``<P, M>`` only. ``a`` and ``b`` are then any
+    non-negative weights of positive total mass.
+
     >>> import numpy as np
     >>> from divergences.transport import sinkhorn_cost
     >>> c = np.array([[0.0, 1.0], [1.0, 0.0]])
@@ -341,6 +409,11 @@ def sinkhorn_cost(
            [0. , 0.5]])
     >>> round(float(value), 6)     # 0 + eps KL(diag/2 || 1/4) = eps log 2
     0.000693
+    >>> value, plan = sinkhorn_cost(c, [1.0, 1.0], [0.5, 0.5], epsilon=1e-3, rho=1.0,
+    ...                             return_plan=True)
+    >>> np.round(plan, 3)          # mass 2 against mass 1: the plan settles in between
+    array([[0.707, 0.   ],
+           [0.   , 0.707]])
     """
     check_choice(reduction, "reduction", REDUCTIONS)
     arrays = [cost] + [w for w in (a, b) if w is not None]
@@ -357,15 +430,18 @@ def sinkhorn_cost(
     _check_finite(tc, "cost")
     if bool((tc < 0).any()):
         raise ValueError("cost contains negative entries; a transport cost is >= 0")
-    wa, la = _weights(tw.get("a"), tc.shape[:2], tc, "a")
-    wb, lb = _weights(tw.get("b"), (tc.shape[0], tc.shape[2]), tc, "b")
+    balanced = rho is None
+    wa, la = _weights(tw.get("a"), tc.shape[:2], tc, "a", balanced)
+    wb, lb = _weights(tw.get("b"), (tc.shape[0], tc.shape[2]), tc, "b", balanced)
     eps, _, tol, max_iter, scaling = _options(epsilon, 1.0, tol, max_iter, scaling, "tensorized")
+    rho = _rho(rho, "rho")
     top = float(tc.detach().amax())
     schedule = _sinkhorn.epsilon_schedule(top, 1.0, eps, scaling)
     solver_cost = _sinkhorn.Cost.from_matrix(tc.detach())
-    res = _sinkhorn.solve(solver_cost, la, lb, eps, schedule, tol, max_iter)
+    res = _sinkhorn.solve(solver_cost, la, lb, eps, schedule, tol, max_iter, rho=rho)
     _warn(res, _Setup(eps, 1.0, tol, max_iter, schedule, False, None), "sinkhorn_cost")
-    value = _sinkhorn.EnvelopeMatrix.apply(tc, wa, wb, res.f, res.g, la, lb, eps, solver_cost)
+    value = _sinkhorn.EnvelopeMatrix.apply(tc, wa, wb, res.f, res.g, la, lb, eps, solver_cost,
+                                           rho, res.tau)
     out = _out(value, wrap, batched, reduction)
     if not return_plan:
         return out
@@ -386,6 +462,7 @@ def sinkhorn_divergence(
     max_iter: int = 1000,
     scaling: float | None = 0.5,
     backend: str = "auto",
+    reach: float | None = None,
     reduction: str = "none",
 ) -> Any:
     r"""Debiased Sinkhorn divergence.
@@ -398,7 +475,20 @@ def sinkhorn_divergence(
     (where the Gibbs kernel ``exp(-C/eps)`` is positive definite; Feydy et al., 2019);
     rounding is clamped at 0. As ``epsilon -> 0`` it tends to ``W_p^p``; as ``epsilon -> inf``
     to an energy-distance MMD. The self terms use the symmetric fixed point
-    ``f = (f + T(f)) / 2``, which converges in a few iterations.
+    ``f = (f + T(f)) / 2``, which converges in a few iterations. Identical inputs (same
+    points and weights) give exactly 0: the cross term is then the self term.
+
+    With ``reach`` (unbalanced, ``rho = reach**p``, see :func:`sinkhorn`), as in geomloss
+    and Sejourne et al. (2019),
+
+    .. math:: S_{\varepsilon,\rho}(a, b) = \mathrm{OT}_{\varepsilon,\rho}(a, b)
+              - \tfrac12 \mathrm{OT}_{\varepsilon,\rho}(a, a)
+              - \tfrac12 \mathrm{OT}_{\varepsilon,\rho}(b, b)
+              + \tfrac{\varepsilon}{2} (m(a) - m(b))^2,
+
+    the last term (``m`` the total mass) making it non-negative and 0 only for ``a = b``; the
+    weights need not sum to 1. It is twice geomloss's value at ``blur = sqrt(epsilon / 2)``,
+    ``reach = reach / sqrt(2)`` for ``p = 2`` (geomloss's cost is ``|x - y|^2 / 2``).
 
     >>> import numpy as np
     >>> from divergences.transport import sinkhorn_divergence
@@ -408,19 +498,31 @@ def sinkhorn_divergence(
     0.0
     >>> bool(sinkhorn_divergence(x, x + 1.0) > 0.9)   # W_2^2 = 2 for a shift by (1, 1)
     True
+    >>> half = np.full(30, 0.5 / 30)                    # the same points at half the mass
+    >>> round(float(sinkhorn_divergence(x, x, b=half, reach=1.0)), 4)
+    0.0849
     """
     check_choice(reduction, "reduction", REDUCTIONS)
-    tx, ty, wa, la, wb, lb, wrap, batched = _clouds(x, y, a, b)
+    tx, ty, wa, la, wb, lb, wrap, batched = _clouds(x, y, a, b, balanced=reach is None)
     n, m = tx.shape[1], ty.shape[1]
     s = _setup((tx, ty), epsilon, p, tol, max_iter, scaling, backend,
-               [tx.shape[0] * n * m, tx.shape[0] * n * n, tx.shape[0] * m * m])
-    ab, r_ab, _ = _ot(s, tx, ty, wa, la, wb, lb)
+               [tx.shape[0] * n * m, tx.shape[0] * n * n, tx.shape[0] * m * m], reach)
     aa, r_aa, _ = _ot(s, tx, tx, wa, la, wa, la, symmetric=True)
-    bb, r_bb, _ = _ot(s, ty, ty, wb, lb, wb, lb, symmetric=True)
-    for r in (r_ab, r_aa, r_bb):
+    results = [r_aa]
+    if torch.equal(tx, ty) and torch.equal(wa, wb):
+        # the same measure: OT(a, b) is OT(a, a), and S is 0 exactly (rounding would leave
+        # the difference of two solves), with the gradient through the self term
+        ab = bb = aa
+    else:
+        ab, r_ab, _ = _ot(s, tx, ty, wa, la, wb, lb)
+        bb, r_bb, _ = _ot(s, ty, ty, wb, lb, wb, lb, symmetric=True)
+        results += [r_ab, r_bb]
+    for r in results:
         _warn(r, s, "sinkhorn_divergence")
-    values = (ab - 0.5 * (aa + bb)).clamp_min(0.0)
-    return _out(values, wrap, batched, reduction)
+    values = ab - 0.5 * (aa + bb)
+    if s.rho is not None:
+        values = values + 0.5 * s.eps * (wa.sum(-1) - wb.sum(-1)) ** 2
+    return _out(values.clamp_min(0.0), wrap, batched, reduction)
 
 
 def monge_gap(
