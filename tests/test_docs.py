@@ -347,6 +347,14 @@ def test_built_pages_show_mathml_not_latex(site: Path):
     assert not left, f"LaTeX source left in the built pages: {left}"
 
 
+def test_module_docstring_definition_lists_render(site: Path):
+    """reST definition lists with a plain-text term (transport's "Point clouds", "Weights")
+    render as <dl>, not as one run-on paragraph."""
+    page = (site / "api" / "transport" / "index.html").read_text()
+    for term in ("Point clouds", "Weights", "Cost", "Plans", "Values"):
+        assert f"<dt><strong>{term}</strong></dt>" in page, term
+
+
 def test_figures_are_current_and_captioned(site: Path):
     pytest.importorskip("numpy")
     figures = ext_module("figures")

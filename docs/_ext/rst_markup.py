@@ -11,7 +11,8 @@ before the docstrings are parsed:
   to MathML (docs/_ext/mathml.py: the site is built and served offline, so no MathJax or
   KaTeX); a role that runs over several lines is joined onto the first;
 * runs of ``>>>`` lines and their output to fenced ``pycon`` blocks;
-* a line holding only a literal, followed by an indented paragraph, to a definition list.
+* a line holding only a literal (or a short capitalised phrase), followed by an indented
+  paragraph, to a definition list.
 
 The source files are not touched; only the text griffe hands to mkdocstrings changes.
 """
@@ -36,6 +37,9 @@ _MATH = re.compile(r":math:`([^`]*)`")
 _LITERAL_TERM = re.compile(r"^``[^`]+``(?:, ``[^`]+``)*$")
 _NAME_TERM = re.compile(r"^\*{0,2}[A-Za-z_]\w*(?:, *\*{0,2}[A-Za-z_]\w*)*(?: *:.*)?$")
 _UNDERLINE = re.compile(r"^(-{3,}|={3,})$")
+# A short capitalised phrase alone on its line (no final punctuation) followed by an indented
+# paragraph: the reST definition lists of the module docstrings ("Point clouds", "Weights").
+_TEXT_TERM = re.compile(r"^[A-Z][A-Za-z0-9 ,'()/-]{0,38}[A-Za-z0-9)]$")
 
 
 def _blank(out: list[str]) -> None:
@@ -143,9 +147,11 @@ class RstMarkup(griffe.Extension):
                 section = True
                 i += 2
                 continue
-            term = _LITERAL_TERM.match(stripped) or (section and _NAME_TERM.match(stripped))
+            term = (_LITERAL_TERM.match(stripped) or (section and _NAME_TERM.match(stripped))
+                    or (not section and _TEXT_TERM.match(stripped)))
             if term and nxt.strip() and _indent(nxt) > indent:
-                out.append(indent + self.term(stripped, obj))
+                text_term = not section and _TEXT_TERM.match(stripped)
+                out.append(indent + (f"**{stripped}**" if text_term else self.term(stripped, obj)))
                 i += 1
                 body_indent = len(_indent(lines[i]))
                 first = True

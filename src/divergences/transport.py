@@ -304,15 +304,21 @@ def sinkhorn(
               + \rho\,\mathrm{KL}(P\mathbf 1 \,\|\, a)
               + \rho\,\mathrm{KL}(P^\top\mathbf 1 \,\|\, b),
 
-    with the generalised ``KL(p || q) = sum p log(p/q) - p + q`` (mass terms included, so
-    measures of different total mass compare). Moving mass further than about ``reach`` costs
-    more than destroying it at one end and creating it at the other, so outliers and
-    mass differences no longer force long transports. The updates are the balanced ones
-    damped by ``1 / (1 + epsilon/rho)``; ``tol`` bounds the L1 error of the marginals'
-    optimality condition ``P^T 1 = b exp(-g/rho)``. The value is the dual
-    ``rho <a, 1 - e^{-f/rho}> + rho <b, 1 - e^{-g/rho}> - epsilon (m(P) - m(a) m(b))``
+    with the generalised :math:`\mathrm{KL}(p \,\|\, q) = \sum_i p_i \log(p_i/q_i) - p_i + q_i`
+    (mass terms included, so measures of different total mass compare). Moving mass further
+    than about ``reach`` costs more than destroying it at one end and creating it at the
+    other, so outliers and mass differences no longer force long transports. The updates are
+    the balanced ones damped by ``1 / (1 + epsilon/rho)``; ``tol`` bounds the L1 error of the
+    marginals' optimality condition :math:`P^\top \mathbf 1 = b\, e^{-g/\rho}`. The value
+    is the dual
+
+    .. math:: \rho \langle a, 1 - e^{-f/\rho}\rangle + \rho \langle b, 1 - e^{-g/\rho}\rangle
+              - \varepsilon\,(m(P) - m(a)\, m(b))
+
     (``m`` the total mass), equal to the minimum above at convergence; gradients:
-    ``dOT/dC = P`` and ``dOT/da = rho (1 - e^{-f/rho}) - epsilon e^{-f/rho} + epsilon m(b)``.
+    :math:`\partial \mathrm{OT}/\partial C = P` and
+    :math:`\partial \mathrm{OT}/\partial a = \rho (1 - e^{-f/\rho}) - \varepsilon e^{-f/\rho}
+    + \varepsilon\, m(b)`.
     As ``reach -> inf`` it tends to the balanced value (for probability weights).
     geomloss's ``p = 2`` cost is ``|x - y|^2 / 2``: our value at ``(epsilon, reach)`` is twice
     geomloss's ``debias=False`` value at ``blur = sqrt(epsilon / 2)``,
