@@ -1,3 +1,4 @@
+import os
 import tempfile
 
 import numpy as np
@@ -7,6 +8,9 @@ import torch.distributed as dist
 from hypothesis import settings
 
 import divergences as dv
+
+# trl.experimental (TRL's GKD loss, a peer in tests and benchmarks) warns on import otherwise
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.load_profile("ci")

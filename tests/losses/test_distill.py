@@ -284,7 +284,7 @@ def test_bf16_inputs_accumulate_in_float32():
     assert rounding <= 2.0**-8
     # The float32 gradient computed before that final rounding: rel error <= 1e-3 (in fact ~1e-6).
     keep = labels.reshape(-1) != -100
-    _, _, _, grads = cd.chunk_values_and_grads(
+    _, _, grads = cd.chunk_values_and_grads(
         cd_dense_fn(fd), s.detach().reshape(-1, 257), [t.reshape(-1, 257),
         torch.where(keep, labels.reshape(-1), 0)], [False, False], keep, 0.8, 0.2)
     scale = 1.0 / keep.sum()
@@ -547,6 +547,199 @@ def test_module_matches_function_and_checks_options():
 
 
 # --------------------------------------------------------------------------------------------
+# The student's entropy (DistillationOutput.student_entropy)
+# --------------------------------------------------------------------------------------------
+
+
+def entropy_ref(s, temperature=1.0, exact=False):
+    """torch's own entropy of the student's tempered softmax, in float32 (float64 for float64
+    logits); ``exact``: in float64, cast back (the exact entropy of the logits given).
+
+    In float32, ``Categorical`` normalises as ``z - logsumexp(z)``: at ``|z|`` near ``1e4``
+    that difference keeps only about ``ulp(1e4) = 1e-3``, where the loss's log-softmax
+    subtracts the maximum first; there the exact value is the reference."""
+    x = s.double() if exact else s if s.dtype == torch.float64 else s.float()
+    h = torch.distributions.Categorical(logits=x / temperature).entropy()
+    return h.to(torch.float32) if exact and s.dtype != torch.float64 else h
+
+
+def extreme_student(v=37, seed=40):
+    """Rows that stress the entropy: random, +-1e4, -inf entries, one-hot, uniform."""
+    g = torch.Generator().manual_seed(seed)
+    rows = 2.0 * torch.randn(12, v, generator=g)
+    rows[1] = torch.where(torch.rand(v, generator=g) < 0.5, -1e4, 1e4)  # +-1e4
+    rows[2, :] = 1e4 + torch.randn(v, generator=g)  # a large shift, finite spread
+    rows[3, ::3] = -math.inf  # zero mass on a third of the vocabulary
+    rows[4] = -math.inf  # one-hot by -inf: H = 0 exactly
+    rows[4, 7] = 0.0
+    rows[5] = -1e4  # one-hot by a gap of 2e4: exp underflows to 0, H = 0 exactly
+    rows[5, 3] = 1e4
+    rows[6] = 0.0  # uniform: H = log V
+    rows[7] = 1e4  # uniform at +1e4
+    rows[8] = -1e4  # and at -1e4
+    rows[9] = -math.inf  # two tied entries: H = log 2
+    rows[9, [2, 5]] = 1e4
+    rows[10, :v // 2] = -math.inf  # -inf beside +-1e4
+    rows[10, v // 2:] = torch.where(torch.rand(v - v // 2, generator=g) < 0.5, -1e4, 1e4)
+    rows[11] *= 50.0  # peaked but not one-hot
+    t = 2.0 * torch.randn(12, v, generator=g)
+    return rows, t
+
+
+def entropy_of(s, t, *, grad, div="js", **kw):
+    """The student's entropy from distillation_loss (gradient path when ``grad``)."""
+    s = s.detach().clone().requires_grad_(grad)
+    out = distillation_loss(s, t, div, return_components=True, **kw)
+    assert isinstance(out, DistillationOutput)
+    return out.student_entropy
+
+
+# the three ways a chunk is evaluated: values only, closed-form gradient, autograd gradient
+ENTROPY_PATHS = [(False, "js"), (True, "js"), (True, "alpha")]
+CHUNKINGS = [{}, {"chunk_size": 4}, {"chunk_bytes": 1}]  # one chunk, 4 rows, 1 row
+
+
+@pytest.mark.parametrize(("grad", "div"), ENTROPY_PATHS, ids=["values", "closed", "autograd"])
+@pytest.mark.parametrize("chunking", CHUNKINGS, ids=["whole", "rows4", "bytes1"])
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_student_entropy_matches_categorical(grad, div, chunking, temperature):
+    s, t = logits((3, 7, 53), seed=41)
+    labels = labels_for((3, 7, 53), seed=42)
+    keep = labels != -100
+    got = entropy_of(s, t, grad=grad, div=div, labels=labels, temperature=temperature,
+                     **chunking)
+    assert got.shape == (3, 7) and got.dtype == torch.float32
+    assert not got.requires_grad and got.grad_fn is None
+    torch.testing.assert_close(got[keep], entropy_ref(s, temperature)[keep])
+    # the tokens the loss drops read 0, as in reduction="none"
+    assert torch.equal(got[~keep], torch.zeros_like(got[~keep]))
+
+
+@pytest.mark.parametrize(("grad", "div"), ENTROPY_PATHS, ids=["values", "closed", "autograd"])
+@pytest.mark.parametrize("host_reads", [True, False], ids=["cpu", "accelerator-path"])
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_student_entropy_at_extreme_logits(grad, div, host_reads, temperature, monkeypatch):
+    from divergences import _stored_grad
+
+    if not host_reads:  # the form that never reads back (accelerators, torch.compile)
+        monkeypatch.setattr(_stored_grad, "host_reads_free", lambda x: False)
+    s, t = extreme_student()
+    got = entropy_of(s, t, grad=grad, div=div, temperature=temperature, chunk_size=5)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, entropy_ref(s, temperature, exact=True))
+    ordinary = [0, 3, 4, 6, 11]  # where float32 Categorical is exact to float precision too
+    torch.testing.assert_close(got[ordinary], entropy_ref(s, temperature)[ordinary])
+    assert got[4].item() == 0.0 and got[5].item() == 0.0  # one-hot: 0 exactly ...
+    assert not got[4].signbit() and not got[5].signbit()  # ... and +0, not -0
+    v = s.shape[-1]
+    for row in (6, 7, 8):  # uniform
+        assert abs(got[row].item() - math.log(v)) <= 4 * v * 2.0**-24
+    assert abs(got[9].item() - math.log(2.0)) <= 1e-6
+    assert (got >= 0).all()
+
+
+def test_student_entropy_paths_agree():
+    s, t = logits((5, 11, 97), seed=43)
+    labels = labels_for((5, 11, 97), seed=44)
+    runs = [entropy_of(s, t, grad=g, div=d, labels=labels, temperature=1.3, **c)
+            for g, d in ENTROPY_PATHS for c in CHUNKINGS]
+    for other in runs[1:]:
+        torch.testing.assert_close(other, runs[0], rtol=2e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("grad", [False, True])
+def test_student_entropy_half_precision(dtype, grad):
+    s, t = logits((4, 9, 301), seed=45, dtype=dtype, scale=4.0)
+    s, t = s.clone(), t.clone()
+    s[0, 0] = -3e4  # one-hot at logits near float16's largest
+    s[0, 0, 5] = 3e4
+    s[0, 1, :100] = -math.inf
+    s[0, 2] = 3e4  # uniform over 300 entries
+    s[0, 2, 5] = -3e4
+    got = entropy_of(s, t, grad=grad, temperature=2.0, chunk_size=7)
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    # the half-precision logits, upcast exactly, then float32 throughout: float32 precision
+    # against the exact entropy of those logits (float32 Categorical away from |z| ~ 6e4)
+    torch.testing.assert_close(got, entropy_ref(s, 2.0, exact=True))
+    torch.testing.assert_close(got[1:], entropy_ref(s[1:], 2.0))
+    assert got[0, 0].item() == 0.0  # exp(-3e4) underflows: one-hot
+    assert abs(got[0, 2].item() - math.log(300)) <= 1e-5
+
+
+def test_student_entropy_float64_nan_and_reductions():
+    s, t = logits((4, 6, 19), seed=46, dtype=torch.float64)
+    s = s.clone()
+    labels = labels_for((4, 6, 19), seed=47)
+    labels[0, 0], labels[0, 1] = 3, -100
+    s[0, 0, 4] = math.nan  # counted: NaN entropy (and loss)
+    s[0, 1, 2] = math.nan  # dropped: no effect
+    outs = [distillation_loss(s.clone().requires_grad_(g), t, "js", labels=labels,
+                              reduction=r, return_components=True, chunk_size=3)
+            for g in (False, True) for r in ("none", "sum", "mean")]
+    for out in outs:
+        h = out.student_entropy
+        assert h.dtype == torch.float64 and h.shape == (4, 6)  # never reduced
+        assert math.isnan(h[0, 0].item()) and h[0, 1].item() == 0.0
+    keep = (labels != -100) & ~torch.isnan(s).any(-1)
+    torch.testing.assert_close(outs[0].student_entropy[keep], entropy_ref(s.nan_to_num())[keep])
+    for out in outs[1:]:
+        assert torch.equal(out.student_entropy.nan_to_num(-1.0),
+                           outs[0].student_entropy.nan_to_num(-1.0))
+
+
+@pytest.mark.parametrize("vocab", ["pad", "truncate"])
+def test_student_entropy_over_the_compared_vocabulary(vocab):
+    s, t = logits((3, 4, 40), seed=48)
+    t = t[..., :31]
+    got = distillation_loss(s, t, "forward_kl", vocab=vocab, return_components=True,
+                            chunk_size=5).student_entropy
+    # padding the teacher leaves the student whole; truncating renormalises its first 31
+    want = entropy_ref(s if vocab == "pad" else s[..., :31])
+    torch.testing.assert_close(got, want)
+
+
+def test_student_entropy_only_with_components_and_through_the_module():
+    s, t = logits((2, 5, 23), seed=49)
+    assert isinstance(distillation_loss(s, t), torch.Tensor)
+    out = DistillationLoss("js", temperature=2.0)(s, t, return_components=True)
+    torch.testing.assert_close(out.student_entropy, entropy_ref(s, 2.0))
+    # built by the losses that do not compute it: None, and three fields still unpack by name
+    assert DistillationOutput(out.loss, out.distillation, out.cross_entropy).student_entropy \
+        is None
+
+
+def test_student_entropy_with_double_backward():
+    g = torch.Generator().manual_seed(50)
+    s = torch.randn(2, 3, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 3, 7, generator=g, dtype=torch.float64)
+    out = distillation_loss(s, t, "js", return_components=True, chunk_size=2)
+    (gs,) = torch.autograd.grad(out.loss, s, create_graph=True)
+    gs.square().sum().backward()  # the plain-autograd reference, entropy beside it
+    assert torch.isfinite(s.grad).all()
+    torch.testing.assert_close(out.student_entropy, entropy_ref(s))
+
+
+def test_student_entropy_compiles_without_graph_breaks():
+    s, t = logits((2, 5, 19), seed=52)
+    s = s.clone()
+    s[0, 0, :4] = -math.inf
+    labels = labels_for((2, 5, 19), seed=53)
+
+    def f(a, b):
+        out = distillation_loss(a, b, "js", temperature=2.0, labels=labels, chunk_size=4,
+                                return_components=True)
+        return out.loss, out.student_entropy
+
+    want = f(s.clone().requires_grad_(), t)[1]
+    loss, got = torch.compile(f, fullgraph=True, backend="aot_eager")(
+        s.clone().requires_grad_(), t)
+    loss.backward()
+    torch.testing.assert_close(got, want)
+    assert not got.requires_grad
+
+
+# --------------------------------------------------------------------------------------------
 # Memory: the only N x V allocation is the gradient
 # --------------------------------------------------------------------------------------------
 
@@ -582,3 +775,16 @@ def test_only_the_gradient_is_n_by_v(div):
     # even a quarter of that size.
     assert rec.seen == ["aten.empty.memory_format"], rec.seen  # the stored gradient only
     assert s.grad is not None
+
+
+def test_student_entropy_adds_no_n_by_v_buffer():
+    n, v = 64, 500
+    s, t = logits((n, v), seed=54)
+    labels = labels_for((n, v), seed=55)
+    for grad in (True, False):
+        a = s.clone().requires_grad_(grad)
+        with _BigAllocations(threshold=n * v // 4) as rec:
+            out = distillation_loss(a, t, "js", labels=labels, chunk_size=8,
+                                    return_components=True)
+        assert rec.seen == (["aten.empty.memory_format"] if grad else []), rec.seen
+        assert out.student_entropy.shape == (n,)

@@ -229,6 +229,140 @@ def test_compiles_without_graph_breaks():
     assert torch.allclose(w2.grad, w.grad, rtol=1e-5, atol=1e-8)
 
 
+# --------------------------------------------------------------------------------------------
+# The student's entropy (DistillationOutput.student_entropy), from the online log-sum-exp
+# --------------------------------------------------------------------------------------------
+
+
+def fused_entropy(hs, ws, ht, wt, bs=None, bt=None, *, grad, **kw):
+    hs = hs.detach().clone().requires_grad_(grad)
+    out = fused_linear_distillation_loss(hs, ws, ht, wt, bs, bt, return_components=True, **kw)
+    assert isinstance(out, DistillationOutput)
+    return out.student_entropy
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["values", "grad"])
+@pytest.mark.parametrize("sizes", [{}, {"chunk_size": 4, "vocab_tile": 9},
+                                   {"chunk_bytes": 1}], ids=["auto", "small", "bytes1"])
+def test_student_entropy_matches_categorical(grad, sizes):
+    from .test_distill import entropy_ref
+
+    hs, ws, bs, ht, wt, bt, lab = make(seed=20)
+    bs = bs.clone()
+    bs[::7] = -math.inf  # masked vocabulary entries: zero mass
+    keep = lab != -100
+    opts = {"temperature": 1.7, "student_logit_scale": 0.8,
+            "student_final_logit_softcapping": 5.0}
+    got = fused_entropy(hs, ws, ht, wt, bs, bt, grad=grad, labels=lab, divergence="js",
+                        **opts, **sizes)
+    assert got.shape == (B, T) and got.dtype == torch.float32
+    assert not got.requires_grad and got.grad_fn is None
+    zs, zt = materialised(hs, ws, bs, ht, wt, bt, s_scale=0.8, s_cap=5.0)
+    torch.testing.assert_close(got[keep], entropy_ref(zs, 1.7)[keep])
+    assert torch.equal(got[~keep], torch.zeros_like(got[~keep]))
+    # the logits path on the materialised logits: the same values
+    dense = distillation_loss(zs, zt, "js", temperature=1.7, labels=lab,
+                              return_components=True).student_entropy
+    torch.testing.assert_close(got, dense, rtol=2e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["values", "grad"])
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_student_entropy_at_extreme_logits(grad, temperature):
+    from .test_distill import entropy_ref, extreme_student
+
+    rows, _ = extreme_student()
+    n, v = rows.shape
+    # Token i's logits are row i (hs the identity picks column i of ws), finite there; the
+    # bias masks every fourth entry with -inf, on top of +-1e4.
+    hs = torch.eye(n)
+    ws = rows.nan_to_num(neginf=-3e4).T.contiguous()  # (V, n): z = hs @ ws.T = rows
+    bs = torch.zeros(v)
+    bs[::4] = -math.inf
+    g = torch.Generator().manual_seed(51)
+    ht, wt = torch.randn(n, 5, generator=g), torch.randn(v, 5, generator=g)
+    got = fused_entropy(hs, ws, ht, wt, bs, grad=grad,
+                        temperature=temperature, chunk_size=5, vocab_tile=8)
+    z = hs @ ws.T + bs
+    assert torch.isfinite(got).all() and (got >= 0).all()
+    torch.testing.assert_close(got, entropy_ref(z, temperature, exact=True))
+    assert got[4].item() == 0.0 and got[5].item() == 0.0  # one-hot: 0 exactly, and +0
+    assert not got[4].signbit() and not got[5].signbit()
+    kept = v - len(range(0, v, 4))
+    for row in (6, 7, 8):  # uniform over the unmasked entries
+        assert abs(got[row].item() - math.log(kept)) <= 4 * v * 2.0**-24
+    assert abs(got[9].item() - math.log(2.0)) <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("grad", [False, True], ids=["values", "grad"])
+def test_student_entropy_half_precision_heads(dtype, grad):
+    from .test_distill import entropy_ref
+
+    hs, ws, bs, ht, wt, bt, lab = make(seed=21, dtype=dtype)
+    keep = lab != -100
+    got = fused_entropy(hs, ws, ht, wt, bs, bt, grad=grad, labels=lab, temperature=2.0,
+                        chunk_size=6, vocab_tile=17)
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    # against the same half-precision logits (the head's matmul rounds to half, as the
+    # model's does), upcast: float32 precision
+    zs, _ = materialised(hs, ws, bs, ht, wt, bt)
+    torch.testing.assert_close(got[keep], entropy_ref(zs, 2.0)[keep])
+    # against float32 logits from the upcast inputs: within the half rounding of the logits
+    z32, _ = materialised(hs.float(), ws.float(), bs.float(), ht.float(), wt.float(),
+                          bt.float())
+    tol = 1e-3 if dtype == torch.float16 else 1e-2
+    torch.testing.assert_close(got[keep], entropy_ref(z32, 2.0)[keep], rtol=0.0, atol=tol)
+
+
+def test_student_entropy_nan_vocab_and_components():
+    from .test_distill import entropy_ref
+
+    hs, ws, _, ht, wt, _, lab = make(seed=22, v_t=130, bias=False)
+    hs = hs.clone()
+    lab[0, 0], lab[0, 1] = 2, -100
+    hs[0, 0, 3] = math.nan  # counted: NaN entropy (and loss)
+    hs[0, 1, 3] = math.nan  # dropped: no effect
+    keep = (lab != -100) & ~torch.isnan(hs).any(-1)
+    for grad in (False, True):
+        for vocab in ("pad", "truncate"):
+            got = fused_entropy(hs, ws, ht, wt, grad=grad, labels=lab, vocab=vocab,
+                                divergence="reverse_kl", chunk_size=5, vocab_tile=11)
+            assert math.isnan(got[0, 0].item()) and got[0, 1].item() == 0.0
+            # padding the teacher leaves the student's V=123 whole
+            zs, _ = materialised(hs.nan_to_num(), ws, None, ht, wt, None)
+            torch.testing.assert_close(got[keep], entropy_ref(zs)[keep])
+    # a larger student truncated to the teacher's first 123 entries, renormalised there
+    got = fused_entropy(ht, wt, hs.nan_to_num(), ws, grad=True, vocab="truncate",
+                        chunk_size=5)
+    zt, _ = materialised(ht, wt[:V], None, hs, ws, None)
+    torch.testing.assert_close(got, entropy_ref(zt))
+    # through the module, and only with the components
+    assert isinstance(fused_linear_distillation_loss(ht, wt[:V], hs.nan_to_num(), ws),
+                      torch.Tensor)
+    out = FusedLinearDistillationLoss("js")(ht, wt[:V], hs.nan_to_num(), ws,
+                                            return_components=True)
+    torch.testing.assert_close(out.student_entropy, entropy_ref(zt))
+
+
+def test_student_entropy_compiles_without_graph_breaks():
+    hs, ws, bs, ht, wt, _, lab = make(seed=23)
+    bs = bs.clone()
+    bs[::5] = -math.inf
+
+    def f(a):
+        out = fused_linear_distillation_loss(a, ws, ht, wt, bs, labels=lab, chunk_size=20,
+                                             vocab_tile=30, temperature=1.5,
+                                             return_components=True)
+        return out.loss, out.student_entropy
+
+    want = f(hs.clone().requires_grad_())[1]
+    loss, got = torch.compile(f, fullgraph=True, backend="aot_eager")(
+        hs.clone().requires_grad_())
+    loss.backward()
+    torch.testing.assert_close(got, want)
+
+
 def test_logits_never_materialised():
     from .test_distill import _BigAllocations
 
@@ -242,3 +376,9 @@ def test_logits_never_materialised():
         loss.backward()
     assert rec.seen == [], rec.seen  # nothing of even N*V/8 elements
     assert hs.grad is not None and ws.grad is not None
+    with _BigAllocations(threshold=n * v // 8) as rec:  # the entropy beside it: still none
+        out = fused_linear_distillation_loss(hs, ws, ht, wt, divergence="js", chunk_size=8,
+                                             return_components=True)
+        out.loss.backward()
+    assert rec.seen == [], rec.seen
+    assert out.student_entropy.shape == (n,)

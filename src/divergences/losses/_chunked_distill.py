@@ -13,7 +13,8 @@ gradient (the one unavoidable N x V tensor) are kept. The stored-gradient rules 
 masking, backward, double backward) are :mod:`divergences._stored_grad`'s; the distillation
 gradient itself, ``c (a - q S) / T + h (softmax - onehot)``, has its one home here
 (:func:`soft_grad_`, :func:`hard_grad_`, :func:`sub_onehot_`), shared with the fused-linear
-and vocabulary-parallel paths.
+and vocabulary-parallel paths, and so has the student's entropy (:func:`entropy`), formed from
+the probabilities that the chunk already holds.
 
 The chunk loop has no data-dependent control flow and, off the CPU, no host synchronisation
 (on CPU tensors, where reading a value back costs nothing, the closed form looks once per
@@ -62,7 +63,9 @@ MAX_ACCEL_BUDGET = 1 << 30
 # chunk count is baked into the graph and must not follow the allocator's state).
 FIXED_ACCEL_BUDGET = 512 << 20
 
-RowFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+# ``fn(student, *others) -> (soft, hard, *stats)``: the two parts of the per-row loss, then
+# per-row statistics that are values only (the student's entropy), carried beside them.
+RowFn = Callable[..., tuple[torch.Tensor, ...]]
 
 
 def accelerator_budget(free_bytes: int) -> int:
@@ -212,6 +215,57 @@ def nan_rows(values: torch.Tensor, *logs: torch.Tensor, dim: int = -1) -> torch.
                                        device=values.device), values)
 
 
+def plogp_sum(p: torch.Tensor, log_p: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    r"""``sum p log p`` over ``dim`` from ``p`` and its log (no logarithm evaluated), with
+    ``0 log 0 = 0``.
+
+    An entry with ``log_p = -inf`` has ``p = exp(-inf) = 0`` exactly, so its product is
+    ``0 * -inf = NaN``, which the NaN-skipping sum reads as the 0 of the convention (no mask
+    before the product: about the cost of a plain sum). A NaN input reads as 0 too: callers
+    mark NaN rows afterwards with :func:`nan_rows`.
+    """
+    return (p * log_p).nansum(dim)
+
+
+def entropy(plogp: torch.Tensor, log_z: torch.Tensor | None = None,
+            z: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Shannon entropy :math:`H = -\sum_v q_v \log q_v` (nats) of :math:`q = e / Z`,
+    :math:`Z = \sum_v e_v`, from ``plogp`` :math:`= \sum_v e_v \log e_v` (:func:`plogp_sum`):
+    :math:`H = \log Z - \frac{1}{Z} \sum_v e_v \log e_v`; for normalised ``e = q`` (``log_z``
+    and ``z`` ``None``) :math:`H = -\sum_v q_v \log q_v`.
+
+    The one formula of the student entropy (dense, chunked and fused-linear paths). With
+    ``e`` the exponentials shifted by the row maximum (``log e <= 0``, so ``Z >= 1``) both
+    terms are non-negative: nothing cancels, so logits of size ``1e4`` lose no digits
+    (``log Z - sum q z`` in the raw logits would keep only about ``1e4 * eps``). The result is
+    clamped at 0 (``log Z`` rounded can leave an ulp below it) and is ``+0.0``, never
+    ``-0.0``, for a one-hot distribution.
+    """
+    h = 0.0 - plogp if z is None else log_z - plogp / z
+    return h.clamp_min(0.0)
+
+
+def row_entropy(q: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+    """Per-row :func:`entropy` of normalised probabilities ``q`` and their logs ``lq`` (last
+    axis), NaN where a row has a NaN.
+
+    A product ``q lq`` is NaN where an entry is ``-inf`` (zero mass) or NaN. On CPU tensors,
+    where a host read costs nothing, the rows are first summed plainly, and only when one
+    comes out NaN are they summed again with the convention (:func:`plogp_sum`) and NaN rows
+    marked (:func:`nan_rows`). Elsewhere, and under ``torch.compile``, the careful form
+    always (no synchronisation).
+    """
+    # The CPU runs a few rows per chunk, where each small operation costs microseconds: in
+    # the loss's forward at (512, 32000) float32, 2-row chunks, single thread, the plain sum
+    # took 6.9 ms in all, the careful form 13.4 ms and torch.linalg.vecdot 11.2 ms, of about
+    # 275 ms (busy shared machine, best of 15).
+    if _stored_grad.host_reads_free(lq):
+        plogp = (q * lq).sum(-1)
+        if not bool(torch.isnan(plogp).any()):
+            return entropy(plogp)
+    return nan_rows(entropy(plogp_sum(q, lq)), lq)
+
+
 def row_coef(w: float, row_weight: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     """``w`` times the per-row weight (or ``w`` on every row): a (c,) tensor like ``like``."""
     if row_weight is None:
@@ -235,17 +289,20 @@ def chunk_values_and_grads(
     need_student_grad: bool = True,
     row_weight: torch.Tensor | None = None,
     out: Sequence[torch.Tensor | None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], list[torch.Tensor | None]]:
     """Values and gradients of one chunk.
 
-    ``fn(student_f32, *others) -> (soft, hard)`` maps a chunk of rows to two per-row values;
-    the per-row loss is ``w_soft * soft + w_hard * hard``, zero where ``keep`` is false.
-    Returns ``(total, soft, hard, grads)`` with ``grads[0]`` the gradient of the chunk's
-    ``sum(row_weight * total)`` (``row_weight`` ones when ``None``) with respect to
-    ``student`` and ``grads[1 + i]`` that for ``others[i]`` when ``diff[i]`` (zero rows
-    where ``keep`` is false, by selection; ``None`` where not asked for). They are written
-    into ``out[...]`` (aligned with ``grads``) when given, else returned in float32 (float64
-    for float64 inputs).
+    ``fn(student_f32, *others) -> (soft, hard, *stats)`` maps a chunk of rows to per-row
+    values; the per-row loss is ``w_soft * soft + w_hard * hard``, zero where ``keep`` is
+    false; ``stats`` (the student's entropy, say) are values only, no gradient. A row
+    function may also offer ``fn.values_and_grads(...) -> (total, values, grads)``, the same
+    values with their gradients in closed form. Returns ``(total, values, grads)`` with
+    ``values = (soft, hard, *stats)`` (each zero where ``keep`` is false) and ``grads[0]``
+    the gradient of the chunk's ``sum(row_weight * total)`` (``row_weight`` ones when
+    ``None``) with respect to ``student`` and ``grads[1 + i]`` that for ``others[i]`` when
+    ``diff[i]`` (zero rows where ``keep`` is false, by selection; ``None`` where not asked
+    for). They are written into ``out[...]`` (aligned with ``grads``) when given, else
+    returned in float32 (float64 for float64 inputs).
     """
     s32 = student.to(torch.float32) if student.dtype != torch.float64 else student
     diff_idx = [i for i, d in enumerate(diff) if d]
@@ -258,24 +315,25 @@ def chunk_values_and_grads(
         args = list(others)
         for j, i in enumerate(diff_idx):
             args[i] = prim[1 + j]
-        soft, hard = fn(prim[0], *args)
+        values = tuple(fn(prim[0], *args))
+        soft, hard = values[0], values[1]
         total = soft * w_soft + hard * w_hard if w_hard != 0.0 else soft * w_soft
-        return total, (soft, hard)
+        return total, values
 
     closed_form = getattr(fn, "values_and_grads", None)
     grads: list[torch.Tensor | None] = [None] * (1 + len(others))
     if not need_student_grad and not diff_idx:
-        total, (soft, hard) = combined(*primals)
+        total, values = combined(*primals)
     else:
         if closed_form is not None:
             # The row function knows its own gradient: no autograd graph, a handful of
             # temporaries instead of about 26.
             args = [primals[1 + diff_idx.index(i)] if i in diff_idx else o
                     for i, o in enumerate(others)]
-            total, soft, hard, raw = closed_form(s32, args, w_soft, w_hard, need_student_grad,
-                                                 diff_idx, row_weight)
+            total, values, raw = closed_form(s32, args, w_soft, w_hard, need_student_grad,
+                                             diff_idx, row_weight)
         else:
-            total, soft, hard, raw = _vjp(combined, primals, row_weight)
+            total, values, raw = _vjp(combined, primals, row_weight)
         slots = ([0] if need_student_grad else []) + [1 + i for i in diff_idx]
         for k in slots:
             r = raw[0] if k == 0 else raw[1 + diff_idx.index(k - 1)]
@@ -283,8 +341,7 @@ def chunk_values_and_grads(
     zero_v = torch.zeros((), dtype=total.dtype, device=total.device)
     return (
         torch.where(keep, total, zero_v),
-        torch.where(keep, soft, zero_v),
-        torch.where(keep, hard, zero_v),
+        tuple(torch.where(keep, x, zero_v) for x in values),
         grads,
     )
 
@@ -294,14 +351,14 @@ def _vjp(combined, primals, row_weight):
     ``torch.autograd.grad`` in eager mode (cheap, and no import of the compiler stack),
     ``torch.func.vjp`` under ``torch.compile`` (which traces it without a graph break)."""
     if torch.compiler.is_compiling():
-        total, vjp_fn, (soft, hard) = torch.func.vjp(combined, *primals, has_aux=True)
-        return total, soft, hard, vjp_fn(_cotangent(total, row_weight))
+        total, vjp_fn, values = torch.func.vjp(combined, *primals, has_aux=True)
+        return total, values, vjp_fn(_cotangent(total, row_weight))
     with torch.enable_grad():
         prim = [p.detach().requires_grad_() for p in primals]
-        total, (soft, hard) = combined(*prim)
+        total, values = combined(*prim)
         raw = torch.autograd.grad(total, prim, _cotangent(total, row_weight),
                                   allow_unused=True, materialize_grads=True)
-    return total.detach(), soft.detach(), hard.detach(), raw
+    return total.detach(), tuple(x.detach() for x in values), raw
 
 
 def _cotangent(total: torch.Tensor, row_weight: torch.Tensor | None) -> torch.Tensor:
@@ -314,7 +371,8 @@ class ChunkPlan:
 
     ``others`` are the row-aligned non-differentiable arguments of ``fn`` (flattened to
     ``N`` rows); ``diff_at`` the positions, among ``fn``'s arguments after the student,
-    of the differentiable ones, which are the kernel's inputs after the student.
+    of the differentiable ones, which are the kernel's inputs after the student; ``stats``
+    how many per-row statistics ``fn`` returns after ``(soft, hard)``.
     """
 
     fn: RowFn
@@ -325,6 +383,7 @@ class ChunkPlan:
     weights: torch.Tensor | None
     others: tuple[torch.Tensor | None, ...]
     diff_at: tuple[int, ...]
+    stats: int = 0
 
     def args(self, diff_inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         n = self.keep.shape[0]
@@ -343,8 +402,7 @@ class ChunkPlan:
         need_s = needs[0]
         dt = _stored_grad.compute_dtype(student)
         total = s2.new_empty(n, dtype=dt)
-        soft = s2.new_empty(n, dtype=dt)
-        hard = s2.new_empty(n, dtype=dt)
+        values = [s2.new_empty(n, dtype=dt) for _ in range(2 + self.stats)]
         g_s = _stored_grad.new_grad(student) if need_s else None
         g_o = [_stored_grad.new_grad(x) if need else None
                for x, need in zip(diff_inputs, needs[1:])]
@@ -357,23 +415,23 @@ class ChunkPlan:
             # With weights, the reduction's weight is folded into each row's gradient before
             # its one rounding to the stored dtype: the backward pass multiplies by the
             # upstream gradient only.
-            t_c, s_c, h_c, _ = chunk_values_and_grads(
+            t_c, v_c, _ = chunk_values_and_grads(
                 self.fn, s2[s:e], [o[s:e] for o in others], diff, self.keep[s:e],
                 self.w_soft, self.w_hard, need_student_grad=need_s,
                 row_weight=None if self.weights is None else self.weights[s:e],
                 out=[None if b is None else b[s:e] for b in bufs],
             )
             total[s:e] = t_c
-            soft[s:e] = s_c
-            hard[s:e] = h_c
+            for buf, x in zip(values, v_c, strict=True):
+                buf[s:e] = x
         out = total if self.weights is None else (total * self.weights.to(dt)).sum()
-        return out, (soft, hard), [g_s, *g_o]
+        return out, tuple(values), [g_s, *g_o]
 
     def reference(self, student, *diff_inputs):
         """The same output from plain differentiable torch operations (double backward)."""
         n = self.keep.shape[0]
         others = self.args([_compute(x) for x in diff_inputs])
-        soft, hard = self.fn(_compute(student.reshape(n, -1)), *others)
+        soft, hard = self.fn(_compute(student.reshape(n, -1)), *others)[:2]
         total = soft * self.w_soft + hard * self.w_hard
         total = torch.where(self.keep, total, torch.zeros((), dtype=total.dtype,
                                                           device=total.device))
@@ -396,8 +454,9 @@ def chunked_loss(
     chunk: int,
     weights: torch.Tensor | None = None,
     name: str = "a chunked distillation loss",
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(out, soft, hard)`` for ``student`` (..., V) with ``N`` rows and row-aligned
+    stats: int = 0,
+) -> tuple[torch.Tensor, ...]:
+    """``(out, soft, hard, *stats)`` for ``student`` (..., V) with ``N`` rows and row-aligned
     ``others`` (each ``(N, ...)``, or with ``diff[i]`` any shape with ``N`` rows).
 
     Per row, ``total = w_soft * soft + w_hard * hard`` (zero where ``keep`` is false);
@@ -405,14 +464,15 @@ def chunked_loss(
     ``out`` is differentiable with respect to ``student`` and each ``others[i]`` with
     ``diff[i]``, through :mod:`divergences._stored_grad` (pass the caller's own tensors, not
     reshaped copies: a second backward pass and double backward find them there); ``soft``
-    and ``hard`` (per row) are values only.
+    and ``hard`` (per row) are values only, as are the ``stats`` per-row statistics that
+    ``fn`` returns after them (zero where ``keep`` is false, like ``soft`` and ``hard``).
     """
     diff_at = tuple(i for i, d in enumerate(diff) if d)
     plan = ChunkPlan(
         fn=fn, chunk=chunk, w_soft=w_soft, w_hard=w_hard, keep=keep, weights=weights,
         others=tuple(None if d else o for o, d in zip(others, diff)), diff_at=diff_at,
+        stats=stats,
     )
     kernel = _stored_grad.Kernel(name, plan.forward, reference=plan.reference,
                                  per_row=weights is None)
-    out, soft, hard = _stored_grad.apply(kernel, student, *(others[i] for i in diff_at))
-    return out, soft, hard
+    return _stored_grad.apply(kernel, student, *(others[i] for i in diff_at))

@@ -5,7 +5,8 @@ The tokens are processed ``chunk`` at a time. For each chunk:
 1. the student's and the teacher's logits (chunk x V, float32) are formed, one matmul each,
    scaled and soft-capped in place; their log-normalisers ``log Z`` (at the temperature, and
    the student's at temperature 1 for the cross-entropy) are accumulated over vocabulary
-   tiles with an online log-sum-exp, so no chunk x V temporary is made;
+   tiles with an online log-sum-exp, so no chunk x V temporary is made (with
+   ``return_components``, the student's entropy from the same exponentials);
 2. tile by tile, the exact log-probabilities ``z / T - log Z`` give the registry's terms
    ``q f(p / q)`` and their partial derivatives ``a = d terms / d log q`` in closed form
    (:meth:`~divergences.fdiv.FDivergence.terms_and_partial`; the tile's temporaries only;
@@ -228,18 +229,28 @@ def _half_grad_weight_(out: torch.Tensor, g: torch.Tensor, h: torch.Tensor,
     return out
 
 
-def _log_normaliser(z: torch.Tensor, inv_t: float, tile: int) -> torch.Tensor:
-    """``logsumexp(z * inv_t, 0)`` for vocabulary-major ``z`` ``(V, c)``, over tiles of rows
-    (no V x c temporary)."""
+def _log_normaliser(z: torch.Tensor, inv_t: float, tile: int, entropy: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(logsumexp(z * inv_t, 0), H)`` for vocabulary-major ``z`` ``(V, c)``, over tiles of
+    rows (no V x c temporary); with ``entropy``, ``H`` is the entropy of
+    ``softmax(z * inv_t, 0)`` per column from the same exponentials
+    (:func:`~._chunked_distill.entropy` with ``e = exp((z - max) * inv_t)``: one product and
+    one sum per tile more), else ``None``. NaN columns are the caller's to mark."""
     m = z.amax(0)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
     acc = torch.zeros(z.shape[1], dtype=z.dtype, device=z.device)
+    plogp = torch.zeros_like(acc) if entropy else None
     for j in range(0, z.shape[0], tile):
         x = z[j:j + tile] - m
         if inv_t != 1.0:
             x = x * inv_t
-        acc = acc + torch.exp(x).sum(0)
-    return m * inv_t + torch.log(acc)
+        e = torch.exp(x)
+        acc = acc + e.sum(0)
+        if plogp is not None:
+            plogp = plogp + cd.plogp_sum(e, x, 0)
+    log_acc = torch.log(acc)
+    h = None if plogp is None else cd.entropy(plogp, log_acc, acc)
+    return m * inv_t + log_acc, h
 
 
 def _terms_and_partials(fd, lp, lq, finite):
@@ -259,7 +270,8 @@ class FusedConfig:
     ``v``: the working vocabulary (the larger of the two with ``vocab="pad"``, the smaller
     with ``"truncate"``); ``finite``: no logit can be ``-inf`` (no bias, same vocabulary),
     so the registry skips its zero-mass bookkeeping. ``keep``, ``weights`` and ``labels``
-    (0 where dropped) have one entry per token.
+    (0 where dropped) have one entry per token. ``entropy``: also the student's entropy per
+    token (values only).
     """
 
     fd: fdiv.FDivergence
@@ -281,11 +293,13 @@ class FusedConfig:
     keep: torch.Tensor
     weights: torch.Tensor
     labels: torch.Tensor
+    entropy: bool = False
 
 
 def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_grad):
-    """Per-token ``(soft, hard)`` of one chunk and the gradient wrt the student's pre-activation
-    logits, vocabulary-major ``(V_s, c)`` (``None`` without ``need_grad``).
+    """Per-token ``(soft, hard, entropy)`` of one chunk (``entropy`` ``None`` unless
+    ``cfg.entropy``) and the gradient wrt the student's pre-activation logits,
+    vocabulary-major ``(V_s, c)`` (``None`` without ``need_grad``).
 
     ``h_c``, ``ht_c`` are the chunk's hidden states with the dropped tokens' rows already
     zeroed by selection, so that nothing from those rows (a NaN, an inf) reaches a sum over
@@ -300,8 +314,8 @@ def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_gr
                        nat)
     buf = _chunk_logits(ht_c, wt[:v], None if bt is None else bt[:v], cfg.t_scale, cfg.t_cap,
                         v, dt, he, nat)
-    ls = _log_normaliser(zs, inv_t, tile)
-    lt = _log_normaliser(buf, inv_t, tile)
+    ls, ent = _log_normaliser(zs, inv_t, tile, cfg.entropy)
+    lt = _log_normaliser(buf, inv_t, tile)[0]
     d = zs.new_zeros(c)
     s_sum = zs.new_zeros(c)
     for j in range(0, v, tile):
@@ -319,14 +333,16 @@ def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_gr
     # The cross-entropy uses the student's whole vocabulary, also when it is truncated.
     zf = zs if v_s <= v else _chunk_logits(h_c, ws, bs, s_scale, s_cap, v_s, dt, he, nat)
     if cfg.with_ce:
-        l1 = ls if inv_t == 1.0 and zf is zs else _log_normaliser(zf, 1.0, tile)
+        l1 = ls if inv_t == 1.0 and zf is zs else _log_normaliser(zf, 1.0, tile)[0]
         hard = l1 - zf.gather(0, lab.unsqueeze(0)).squeeze(0)
     else:
         hard = torch.zeros_like(soft)
     soft = torch.where(keep, soft, zero)
     hard = torch.where(keep, hard, zero)
+    if ent is not None:
+        ent = torch.where(keep, cd.nan_rows(ent, ls), zero)
     if not need_grad:
-        return soft, hard, None
+        return (soft, hard, ent), None
     kw = torch.where(keep, wrow.to(dt), zero)
     cs = torch.where(pos, kw * (cfg.w_soft * inv_t), zero)
     ch = kw * cfg.w_hard
@@ -351,7 +367,7 @@ def _chunk(cfg: FusedConfig, h_c, ws, bs, ht_c, wt, bt, lab, keep, wrow, need_gr
         z_l = zf.gather(0, lab.unsqueeze(0))
         fac = s_scale * (1.0 - (z_l / s_cap) ** 2) if s_cap is not None else s_scale
         cd.sub_onehot_(g, lab, (ch * fac).reshape(-1), dim=0)
-    return soft, hard, g
+    return (soft, hard, ent), g
 
 
 def _cap_grad_(g: torch.Tensor, z: torch.Tensor, scale: float, cap: float | None):
@@ -374,6 +390,7 @@ def _fused_forward(cfg: FusedConfig, needs, hs, ws, bs, ht, wt, bt):
     acc = torch.float64 if ws.dtype == torch.float64 else torch.float32
     soft = hs2.new_empty(n, dtype=dt)
     hard = hs2.new_empty(n, dtype=dt)
+    ent = hs2.new_empty(n, dtype=dt) if cfg.entropy else None
     g_h = _stored_grad.new_grad(hs) if need_h else None
     g_h2 = None if g_h is None else g_h.view(n, -1)
     g_w = torch.zeros(ws.shape, dtype=acc, device=ws.device) if need_w else None
@@ -387,10 +404,12 @@ def _fused_forward(cfg: FusedConfig, needs, hs, ws, bs, ht, wt, bt):
         # Dropped tokens leave by selection, before any product over tokens.
         h_c = _stored_grad.select_rows(k_c, hs2[s:e].detach())
         t_c = _stored_grad.select_rows(k_c, ht2[s:e].detach())
-        s_c, h_cv, g = _chunk(cfg, h_c, ws_, bs_, t_c, wt_, bt_, cfg.labels[s:e], k_c,
-                              cfg.weights[s:e], need_any)
+        (s_c, h_cv, e_c), g = _chunk(cfg, h_c, ws_, bs_, t_c, wt_, bt_, cfg.labels[s:e], k_c,
+                                     cfg.weights[s:e], need_any)
         soft[s:e] = s_c
         hard[s:e] = h_cv
+        if ent is not None:
+            ent[s:e] = e_c
         if g is None:
             continue
         rows = g.shape[0]
@@ -412,7 +431,7 @@ def _fused_forward(cfg: FusedConfig, needs, hs, ws, bs, ht, wt, bt):
     total = cfg.w_soft * soft + cfg.w_hard * hard if cfg.w_hard != 0.0 else cfg.w_soft * soft
     out = (total * cfg.weights.to(dt)).sum()
     grads = [g_h, _stored(g_w, ws), _stored(g_b, bs), None, None, None]
-    return out, (soft, hard), grads
+    return out, ((soft, hard) if ent is None else (soft, hard, ent)), grads
 
 
 def _stored(acc: torch.Tensor | None, x: torch.Tensor | None) -> torch.Tensor | None:
@@ -496,7 +515,9 @@ def fused_linear_distillation_loss(
     :math:`\sigma` = ``*_logit_scale`` and :math:`c` = ``*_final_logit_softcapping`` (no
     ``tanh`` when ``None``); everything else (divergence names, ``temperature``, masking,
     reductions, ``hard_weight``, components, ``skew``/``alpha``, ``vocab``/``pad_vocab``) is
-    as in :func:`distillation_loss`, whose per-token values this reproduces; with
+    as in :func:`distillation_loss`, whose per-token values this reproduces (the components'
+    ``student_entropy`` included, accumulated in the online log-sum-exp of the student's
+    logits from the same exponentials: no further pass over the vocabulary); with
     ``vocab="truncate"`` the heads' first ``min(V_s, V_t)`` rows are used (the student's
     other rows get a gradient from the cross-entropy only).
 
@@ -616,13 +637,13 @@ def fused_linear_distillation_loss(
         t_cap=t_cap, v=v, dt=dt, finite=finite, half_elems=half_tile_elements(budget),
         native=native_half(hs),
         keep=keep, weights=weights_run,
-        labels=safe_labels,
+        labels=safe_labels, entropy=return_components,
     )
     kernel = _stored_grad.Kernel(
         "fused_linear_distillation_loss", functools.partial(_fused_forward, cfg),
         reference=functools.partial(_fused_reference, cfg, mode, temp),
     )
-    out, soft, hard = _stored_grad.apply(kernel, hs, ws, bs, ht, wt, bt)
+    out, soft, hard, *stats = _stored_grad.apply(kernel, hs, ws, bs, ht, wt, bt)
     if weights is None:
         total = (1.0 - h) * scale * soft + h * hard
         loss = total.reshape(batch)
@@ -631,5 +652,6 @@ def fused_linear_distillation_loss(
     if not return_components:
         return loss
     return DistillationOutput(
-        loss, reduce_values(soft * scale, weights, batch), reduce_values(hard, weights, batch)
+        loss, reduce_values(soft * scale, weights, batch), reduce_values(hard, weights, batch),
+        stats[0].reshape(batch),
     )
