@@ -106,6 +106,23 @@ def test_reductions_hard_weight_and_components(reduction):
     assert rel_err(s.grad, s64.grad) <= 1e-5
 
 
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_student_entropy(temperature):
+    s, idx, lpk, lab = make(seed=5)
+    out = sparse_distillation_loss(s, idx, lpk, labels=lab, temperature=temperature,
+                                   return_components=True, chunk_size=3)
+    keep = keep_mask(SHAPE[:-1], lab)
+    want = torch.distributions.Categorical(logits=s.double() / temperature).entropy()
+    assert out.student_entropy.shape == SHAPE[:-1]
+    assert not out.student_entropy.requires_grad
+    assert rel_err(out.student_entropy[keep].double(), want[keep]) <= 1e-5
+    assert bool((out.student_entropy[~keep] == 0).all())
+    # the same values as the dense loss's field, which reads the same student
+    dense = distillation_loss(s, s.detach(), labels=lab, temperature=temperature,
+                              return_components=True)
+    torch.testing.assert_close(out.student_entropy, dense.student_entropy)
+
+
 @pytest.mark.parametrize("tail", ["bucket", "zero", "renormalize"])
 def test_full_topk_equals_dense_loss(tail):
     g = torch.Generator().manual_seed(4)

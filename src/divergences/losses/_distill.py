@@ -41,11 +41,12 @@ class DistillationOutput(NamedTuple):
     half-precision logits are upcast first): its mean over the counted tokens is its sum
     divided by their number (``(labels != ignore_index).sum()``, say). It is computed in the
     same chunk pass as the loss, from the probabilities that pass already forms, by
-    :func:`distillation_loss` and :func:`~divergences.losses.fused_linear_distillation_loss`
+    :func:`distillation_loss`, :func:`~divergences.losses.fused_linear_distillation_loss`
     (on the vocabulary the divergence compares: the student's own, or its first
-    ``min(V_s, V_t)`` entries renormalised with ``vocab="truncate"``); it is ``None`` from
-    the losses that do not compute it (:func:`~divergences.losses.sparse_distillation_loss`,
-    the vocabulary-parallel losses of :mod:`divergences.distributed`). With this fourth field
+    ``min(V_s, V_t)`` entries renormalised with ``vocab="truncate"``) and
+    :func:`~divergences.losses.sparse_distillation_loss` (the student's full vocabulary); it
+    is ``None`` from the vocabulary-parallel losses of :mod:`divergences.distributed`, where
+    it would need a reduction across the shards. With this fourth field
     the tuple no longer unpacks into three names: read the fields by name.
 
     >>> import torch

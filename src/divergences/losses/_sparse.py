@@ -85,10 +85,12 @@ def _sparse_row_fn(fd: fdiv.FDivergence, temperature: float, tail: str, with_ce:
         soft = cd.nan_rows(soft, lq)
         soft = torch.where(torch.isnan(lpk).any(-1),
                            torch.full((), torch.nan, dtype=soft.dtype, device=soft.device), soft)
+        # the student's entropy from the log-softmax already in hand (values only)
+        ent = cd.row_entropy(torch.exp(lq), lq)
         if not with_ce:
-            return soft, torch.zeros_like(soft)
+            return soft, torch.zeros_like(soft), ent
         ls = lq if inv_t == 1.0 else torch.log_softmax(s, dim=-1)
-        return soft, -ls.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return soft, -ls.gather(-1, labels.unsqueeze(-1)).squeeze(-1), ent
 
     return fn
 
@@ -214,17 +216,18 @@ def sparse_distillation_loss(
     weights = token_weights(keep, batch, reduction, num_items_in_batch, masked, out_dtype)
     chunk = cd.pick_chunk(n, v, s.device, chunk_size, chunk_bytes, temps=cd.AUTOGRAD_TEMPS,
                           itemsize=out_dtype.itemsize)
-    out, soft, hard = cd.chunked_loss(
+    out, soft, hard, ent = cd.chunked_loss(
         _sparse_row_fn(fd, temp, tail, with_ce), s,
         [idx.reshape(-1, k), lpk.detach().reshape(-1, k), safe_labels], [False, False, False],
         keep, w_soft=(1.0 - h) * scale, w_hard=h, chunk=chunk,
-        weights=weights, name="sparse_distillation_loss",
+        weights=weights, name="sparse_distillation_loss", stats=1,
     )
     loss = out if weights is not None else out.reshape(batch)
     if not return_components:
         return loss
     return DistillationOutput(
-        loss, reduce_values(soft * scale, weights, batch), reduce_values(hard, weights, batch)
+        loss, reduce_values(soft * scale, weights, batch), reduce_values(hard, weights, batch),
+        ent.reshape(batch),
     )
 
 
