@@ -151,11 +151,17 @@ def pick_chunk(n: int, v: int, device: torch.device, chunk_size: int | None,
 
 
 def evaluate(fd: fdiv.FDivergence, lp: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
-    """``fdiv.evaluate(fd, lp, lq, sync=False, precise=False)``: the registry's terms summed
-    over the last axis, clamped at 0, with no host synchronisation (traces under
-    ``torch.compile``), without the near-diagonal series (a loss's value does not need the
-    last ulps of a term near 0; the gradient path's values are of the same precision)."""
-    return fdiv.evaluate(fd, lp, lq, sync=False, precise=False)
+    """:func:`fdiv.evaluate`: the registry's terms summed over the last axis, clamped at 0.
+
+    On CPU tensors (where a host read costs nothing) as the exact measures do: one look per
+    chunk for zero mass, the cheap checked row form for members that have one (``kl``,
+    ``js``), the unmasked terms otherwise. Elsewhere, and under ``torch.compile``, no host
+    synchronisation: the masked terms without the near-diagonal series (a loss's value does
+    not need the last ulps of a term near 0; the gradient path's values are of the same
+    precision). Always masking made the forward without a gradient slower than with one: JS
+    at (512, 32000) float32 took 490 ms against 122 ms (KL 148 against 116)."""
+    sync = _stored_grad.host_reads_free(lq)
+    return fdiv.evaluate(fd, lp, lq, sync=sync, precise=sync and fd.row_sum is not None)
 
 
 # --------------------------------------------------------------------------------------------
