@@ -220,14 +220,16 @@ def _marginal_error(logw: torch.Tensor, h_old: torch.Tensor, s: torch.Tensor,
     ``sum_j |w_j exp((h_old - s)/eps) - w_j|``, the distance between the plan's marginal and
     ``w``. Unbalanced, the marginal of the optimal plan is ``w exp(-h/rho)`` instead of ``w``:
     ``sum_j |w_j exp((h_old - s)/eps) - w_j exp(-h_old/rho)|``, zero exactly at the fixed
-    point ``h = damping * s``. ``h_true``: the potential itself where ``h_old`` and ``s`` are
-    both stored shifted by a constant (see :func:`solve`).
+    point ``h = damping * s``, divided by the total mass ``sum_j w_j`` (1 when balanced) so
+    that ``tol`` means the same for measures of any mass. ``h_true``: the potential itself
+    where ``h_old`` and ``s`` are both stored shifted by a constant (see :func:`solve`).
     """
     if rho is None:
         w = logw.exp()
         return float((torch.exp(logw + (h_old - s) / eps) - w).abs().sum(-1).max())
     target = torch.exp(logw - (h_old if h_true is None else h_true) / rho)
-    return float((torch.exp(logw + (h_old - s) / eps) - target).abs().sum(-1).max())
+    err = (torch.exp(logw + (h_old - s) / eps) - target).abs().sum(-1)
+    return float((err / torch.logsumexp(logw, -1).exp()).max())
 
 
 # Annealing: each stage of the epsilon schedule is solved to this L1 marginal error (at most
@@ -328,7 +330,7 @@ def newton(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, eps: float, g: to
         plan = _log_plan(cm, eps, f, g, loga, logb).to(dt).exp_()
         c = plan.sum(1)
         tb = target(g)
-        err = float((c - tb).abs().sum(-1).max())
+        err = float(((c - tb).abs().sum(-1) / b.sum(-1)).max())
         if err <= tol or steps >= max_steps:
             break
         scale = c.amax(-1, keepdim=True)[..., None]
@@ -362,7 +364,8 @@ def newton(cost: Cost, loga: torch.Tensor, logb: torch.Tensor, eps: float, g: to
                 accepted = True
             else:
                 c_t = _log_plan(cm, eps, f_t, g_t, loga, logb).to(dt).exp_().sum(1)
-                accepted = float((c_t - target(g_t)).abs().sum(-1).max()) < 0.5 * err
+                accepted = (float(((c_t - target(g_t)).abs().sum(-1) / b.sum(-1)).max())
+                            < 0.5 * err)
             if accepted:
                 break
             t *= 0.5

@@ -309,7 +309,8 @@ def sinkhorn(
     than about ``reach`` costs more than destroying it at one end and creating it at the
     other, so outliers and mass differences no longer force long transports. The updates are
     the balanced ones damped by ``1 / (1 + epsilon/rho)``; ``tol`` bounds the L1 error of the
-    marginals' optimality condition :math:`P^\top \mathbf 1 = b\, e^{-g/\rho}`. The value
+    marginals' optimality condition :math:`P^\top \mathbf 1 = b\, e^{-g/\rho}` relative to
+    the total mass of ``b``. The value
     is the dual
 
     .. math:: \rho \langle a, 1 - e^{-f/\rho}\rangle + \rho \langle b, 1 - e^{-g/\rho}\rangle
