@@ -238,11 +238,11 @@ def mutual_information(
         smoothings do not cancel exactly: at independence it read -0.026 nats at ``n = 300``
         (1-D), and on the benchmark it is biased by -0.03 to -0.1 nats.
     ``"mist"``
-        The learned estimator of :func:`mist_mutual_information` (a small set transformer
-        trained on synthetic copulas, shipped weights): its median prediction, the interval
-        from its quantile head. Continuous data, at most 2 columns per side, ``n >= 64``. It
-        is a small-sample tool: it keeps the bias of its 256-row chunks and is far less
-        accurate than ``"ksg"`` or ``"gaussian_copula"`` at large ``n`` (see its docstring).
+        The learned estimator of :func:`mist_mutual_information` (attention over rows and
+        columns of the normal scores, shipped weights): its median prediction, the interval
+        from its quantile head. Continuous data, at most 5 columns per side, ``n >= 50``
+        (above 5,000 rows, chunks of 5,000 averaged). The shipped weights are a placeholder
+        that does not yet meet its goals (see its docstring for the measured accuracy).
     ``"infonce"``, ``"nwj"``, ``"dv"``, ``"mine"``, ``"smile"``
         Neural variational lower bounds (torch), trained and evaluated on held-out rows by
         :func:`neural_mutual_information` with its defaults, or with the keyword arguments
