@@ -475,3 +475,47 @@ def test_kl_from_logits_gradcheck_and_double_backward():
     assert torch.autograd.gradcheck(fn, (a, b))
     assert torch.autograd.gradgradcheck(fn, (a, b))
     assert torch.autograd.gradcheck(fn, (a, near))  # the rows' precise fallback
+
+
+@pytest.mark.parametrize("fn_name", ["kl", "js"])
+@pytest.mark.parametrize("inp", ["logits", "probs"])
+def test_rows_near_p_eq_q_keep_accurate_gradients(fn_name, inp):
+    # A batch whose near-diagonal rows take the precise value (the cheap form's value loses
+    # digits there) while the gradient stays the cheap form's closed-form partials: both are
+    # checked against mpmath (q - p for KL in the student's logits; by finite differences of
+    # the mpmath value for JS), and double backward still works.
+    import divergences
+
+    fn = getattr(divergences, fn_name)
+    g = torch.Generator().manual_seed(7)
+    a = torch.randn(4, 12, generator=g, dtype=torch.float64)
+    b = a + torch.cat([1e-7 * torch.randn(2, 12, generator=g, dtype=torch.float64),
+                       torch.randn(2, 12, generator=g, dtype=torch.float64)])
+    x = b.clone().requires_grad_()
+
+    def value(t):
+        return fn(a if inp == "logits" else a.softmax(-1),
+                  t if inp == "logits" else t.softmax(-1), input=inp)
+
+    (grad,) = torch.autograd.grad(value(x).sum(), x)
+    mpmath.mp.dps = 50
+    for i in range(4):
+        pa = [mpmath.exp(mpmath.mpf(float(v))) for v in a[i]]
+        pb = [mpmath.exp(mpmath.mpf(float(v))) for v in b[i]]
+        sa, sb = sum(pa), sum(pb)
+        if fn_name == "kl":  # d/db KL(softmax(a) || softmax(b)) = q - p
+            ref = [pb[j] / sb - pa[j] / sa for j in range(12)]
+        else:  # d/db_j JS = (1/2) sum_k d/dq_k [q_k log(2 q_k / (p_k + q_k))] dq_k/db_j
+            q = [v / sb for v in pb]
+            p = [v / sa for v in pa]
+            dq = [mpmath.mpf(0.5) * mpmath.log(2 * q[k] / (p[k] + q[k])) for k in range(12)]
+            mean = sum(q[k] * dq[k] for k in range(12))
+            ref = [q[j] * (dq[j] - mean) for j in range(12)]
+        ref_t = torch.tensor([float(v) for v in ref], dtype=torch.float64)
+        # KL from logits differentiates b - a itself: full precision on every row. The other
+        # paths start from rounded log-probabilities or masses, whose half-ulp errors are
+        # 1e-9 relative to a 1e-7 gap between p and q: the gradient can be no better (the
+        # precise terms' autograd gives the same digits)
+        tol = 1e-12 if (fn_name, inp) == ("kl", "logits") or i >= 2 else 1e-8
+        assert float((grad[i] - ref_t).norm() / ref_t.norm()) < tol, (i, grad[i], ref_t)
+    assert torch.autograd.gradgradcheck(value, (x,))

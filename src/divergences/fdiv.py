@@ -481,7 +481,17 @@ def _replace_rows(val, bound, bad, idx, cheap, precise):
     """``val`` with the rows ``idx`` (flat indices; ``bad`` their mask) replaced by
     ``precise(idx)``; ``cheap(rows)`` evaluates the cheap form again on the given rows."""
     out = val.reshape(-1)
-    if val.requires_grad and not bool(torch.isfinite(bound.reshape(-1)[idx]).all()):
+    finite = bool(torch.isfinite(bound.reshape(-1)[idx]).all()) if val.requires_grad else True
+    if val.requires_grad and finite:
+        # Near p = q the cheap form loses digits of the value, not of its closed-form
+        # partials (q - p and the like, formed without the cancelling sums): keep those and
+        # take only the precise value. Differentiating the precise terms of gathered rows
+        # instead would scatter their gradient into a zero tensor of the input's size
+        # (a third of the backward pass at (1000, 1000)).
+        with torch.no_grad():
+            fix = precise(idx).to(val.dtype) - out[idx]
+        return (out + out.new_zeros(out.shape).index_copy_(0, idx, fix)).reshape(val.shape)
+    if val.requires_grad:
         # A rejected row's cheap form overflowed: its backward pass would form 0 * inf.
         # Differentiate the cheap form on the kept rows only.
         keep = (~bad).reshape(-1).nonzero().squeeze(1)
