@@ -25,9 +25,11 @@ Every ``--every`` steps it writes a checkpoint (model, optimiser, step, both ran
 states, elapsed time; atomically) and prints a progress line with the held-out MAE against
 KSG's on a fixed small suite (held-out families, ``n = 100`` and ``300``). A resumed run is
 identical to an uninterrupted one for a given ``--threads`` (the data generator's state is in
-the checkpoint). At ``--steps`` it writes the weights (``--out``, float32 ``.npz`` with its
-config) and the record (``--record``, JSON: data, steps, time, hardware, and the held-out
-evaluation of ``benchmarks.mi.run_mist`` at ``n = 100, 300, 1000``). ``--export`` writes
+the checkpoint). At ``--steps`` it fits the interval scales (``--calib-sets`` fresh samples
+of the training families, split-conformal: each tail of the 95% interval misses 2.5% there),
+writes the weights (``--out``, float32 ``.npz`` with its config and scales) and the record
+(``--record``, JSON: data, steps, time, hardware, calibration, and the held-out evaluation of
+``benchmarks.mi.run_mist`` at ``n = 100, 300, 1000``). ``--export`` writes
 weights and record from the checkpoint as it stands (e.g. a run stopped early).
 """
 
@@ -54,6 +56,7 @@ from divergences.estimate import _mist_tasks as tasks  # noqa: E402
 from divergences.estimate import mutual_information  # noqa: E402
 from divergences.estimate._mist import (  # noqa: E402
     MISTNet,
+    fit_scales,
     make_inputs,
     pinball,
     prepare,
@@ -222,6 +225,43 @@ def train(args: argparse.Namespace) -> tuple[MISTNet, dict[str, Any], int, float
 
 
 # --------------------------------------------------------------------------------------------
+# Interval calibration
+# --------------------------------------------------------------------------------------------
+
+CALIB_TAUS = (0.025, 0.5, 0.975)
+
+
+def calibrate(model: MISTNet, cfg: dict[str, Any], sets: int) -> dict[str, Any]:
+    """Fit the interval scales (:func:`divergences.estimate._mist.fit_scales`) on ``sets``
+    fresh samples of the training families (their own seed, apart from the training stream;
+    ``n`` log-uniform over the trained range, dimensions as in training), and report the 95%
+    coverage there before and after."""
+    rng = np.random.default_rng([cfg["seed"], 7919])
+    qs, truth, ns = [], [], []
+    tau = torch.tensor([CALIB_TAUS], dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        for i in range(sets):
+            fam = tasks.TRAIN[i % len(tasks.TRAIN)]
+            n = int(np.exp(rng.uniform(math.log(cfg["n_min"]), math.log(cfg["n_max"] + 1))))
+            dx, dy = tasks.draw_dims(rng, fam, cfg["max_dim"])
+            x, y, t = tasks.draw(rng, fam, 1, n, dx, dy)
+            s, c = prepare(x, y, cfg["n_max"])
+            qs.append(model(make_inputs(s, c, dx), tau)[0].double().numpy())
+            truth.append(float(t[0]))
+            ns.append(n)
+    q, t = np.stack(qs), np.asarray(truth)
+    scales = fit_scales(q, t)
+    mid = q[:, 1]
+    lo = mid - scales["low"] * (mid - q[:, 0])
+    hi = mid + scales["high"] * (q[:, 2] - mid)
+    return {"interval_scale": scales, "sets": sets, "families": list(tasks.TRAIN),
+            "coverage_before": float(np.mean((q[:, 0] <= t) & (t <= q[:, 2]))),
+            "coverage_after": float(np.mean((lo <= t) & (t <= hi))),
+            "median_abs_error": float(np.median(np.abs(mid - t)))}
+
+
+# --------------------------------------------------------------------------------------------
 # Record
 # --------------------------------------------------------------------------------------------
 
@@ -243,7 +283,15 @@ def hardware(threads: int) -> dict[str, Any]:
 def export(args: argparse.Namespace, model: MISTNet, cfg: dict[str, Any], step: int,
            planned: int, seconds: float, history: list) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(args.out, model, config_of(cfg))
+    weights_config = config_of(cfg)
+    calib = None
+    if args.calib_sets:
+        calib = calibrate(model, cfg, args.calib_sets)
+        weights_config["interval_scale"] = calib["interval_scale"]
+        print(f"interval scales {calib['interval_scale']}: 95% coverage on "
+              f"{args.calib_sets} training-family samples {calib['coverage_before']:.3f} -> "
+              f"{calib['coverage_after']:.3f}", flush=True)
+    save_weights(args.out, model, weights_config)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)", flush=True)
     record: dict[str, Any] = {
         "placeholder": step < planned or args.placeholder,
@@ -255,6 +303,7 @@ def export(args: argparse.Namespace, model: MISTNet, cfg: dict[str, Any], step: 
                  "dims_per_side": [1, cfg["max_dim"]], "latent_mi_max": tasks.MAX_MI,
                  "sets_per_step": f"max(1, {cfg['tokens']} // (n (d_x + d_y)))",
                  "taus_per_set": cfg["taus"], "generator": "divergences.estimate._mist_tasks"},
+        "calibration": calib,
         "history": history,
     }
     if args.final_sets:
@@ -293,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--final-sets", type=int, default=30,
                    help="sets per held-out family and n in the final evaluation (0: none)")
     p.add_argument("--n-boot", type=int, default=30, help="KSG bootstrap in the final evaluation")
+    p.add_argument("--calib-sets", type=int, default=600,
+                   help="training-family samples that fit the interval scales (0: none)")
     p.add_argument("--out", type=Path, default=DATA / "mist_weights.npz")
     p.add_argument("--record", type=Path, default=DATA / "mist_training.json")
     p.add_argument("--export", action="store_true",

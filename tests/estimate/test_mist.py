@@ -26,8 +26,10 @@ from divergences.estimate import _mist_tasks as tasks
 from divergences.estimate._mist import (
     Inputs,
     MISTNet,
+    calibrated,
     canonical_correlations,
     copula_scores,
+    fit_scales,
     load_model,
     make_inputs,
     mist_mutual_information,
@@ -272,6 +274,43 @@ def test_weights_round_trip(tmp_path):
     assert e.value == pytest.approx(float(q), abs=1e-6)
 
 
+def test_fit_scales_recovers_the_missing_width():
+    # predicted 95% intervals half as wide as the truth's spread on the low side and a third
+    # on the high side: the conformal scales are about 2 and 3 and give 95% coverage back
+    rng = np.random.default_rng(0)
+    m = 4000
+    mid = rng.uniform(0.0, 3.0, m)
+    z = rng.standard_normal(m)
+    truth = mid + 0.3 * z
+    half = 1.96 * 0.3
+    q = np.stack([mid - half / 2.0, mid, mid + half / 3.0], axis=1)
+    sc = fit_scales(q, truth)
+    assert sc["low"] == pytest.approx(2.0, rel=0.1) and sc["high"] == pytest.approx(3.0, rel=0.1)
+    cal = np.stack([calibrated(row, {"interval_scale": sc}) for row in q])
+    cover = np.mean((cal[:, 0] <= truth) & (truth <= cal[:, 2]))
+    assert 0.94 <= cover <= 0.96
+    np.testing.assert_array_equal(cal[:, 1], mid)  # the median is never moved
+    assert np.array_equal(calibrated(q[0], {}), q[0])  # weights without scales: as predicted
+    # floored at 0.5 and capped at 10
+    assert fit_scales(q, mid)["low"] == 0.5
+    assert fit_scales(q, mid + 100.0)["high"] == 10.0
+
+
+def test_interval_scale_of_the_weights_is_applied(tmp_path):
+    torch.manual_seed(2)
+    net = MISTNet(**CONFIG["arch"]).eval()
+    base = {k: CONFIG[k] for k in ("arch", "max_dim", "n_min", "n_max")}
+    plain, wide = tmp_path / "plain.npz", tmp_path / "wide.npz"
+    save_weights(plain, net, base)
+    save_weights(wide, net, {**base, "interval_scale": {"low": 2.0, "high": 3.0}})
+    x, y = _corr(150, 0.4, seed=3, d=2)
+    a = mist_mutual_information(x, y, weights=plain, clip=False)
+    b = mist_mutual_information(x, y, weights=wide, clip=False)
+    assert b.value == a.value
+    assert b.value - b.ci_low == pytest.approx(2.0 * (a.value - a.ci_low), rel=1e-9)
+    assert b.ci_high - b.value == pytest.approx(3.0 * (a.ci_high - a.value), rel=1e-9)
+
+
 def test_old_format_weights_are_refused(tmp_path):
     path = tmp_path / "old.npz"
     np.savez(path, __config__=np.array(json.dumps({"max_dim": 2, "arch": {}})))
@@ -385,7 +424,7 @@ def _train_module():
 
 TINY = ["--hidden", "8", "--heads", "2", "--inducing", "4", "--blocks", "1", "--n-max", "200",
         "--tokens", "1500", "--every", "2", "--eval-sets", "1", "--final-sets", "0",
-        "--threads", "1"]
+        "--calib-sets", "6", "--threads", "1"]
 
 
 def test_training_script_runs_and_resumes_identically(tmp_path):
@@ -411,5 +450,7 @@ def test_training_script_runs_and_resumes_identically(tmp_path):
     record = json.loads((b / "r.json").read_text())
     assert record["steps"] == 4 and record["config"]["hidden"] == 8
     assert len(record["history"]) == 2 and "mist_mae" in record["history"][-1]
+    assert record["calibration"]["sets"] == 6
+    assert set(record["calibration"]["interval_scale"]) == {"low", "high"}
     x, y = _corr(80, 0.5)
     assert math.isfinite(mist_mutual_information(x, y, weights=a / "w.npz").value)
